@@ -1,0 +1,86 @@
+/** Edge configuration from the environment; a bad value stops the node naming the variable. */
+import { hostname } from 'node:os';
+import {
+  commaList,
+  durationMs,
+  isProduction,
+  logLevel,
+  natsReplicas,
+  natsServers,
+  port,
+  secret,
+} from '@switchboard/config/fields';
+import { type Env, readEnv } from '@switchboard/config/load';
+import { NODE_ID_PATTERN } from '@switchboard/protocol/subjects';
+import { z } from 'zod';
+
+export type EdgeConfig = {
+  port: number;
+  host: string;
+  nodeId: string;
+  /** Address clients reach this node at, written into the lease. */
+  publicUrl: string;
+  natsServers: string[];
+  natsReplicas: number;
+  auth: {
+    jwtSecret?: string;
+    publicKeyPem?: string;
+    jwksUrl?: string;
+    issuer?: string;
+    audience?: string;
+  };
+  leaseTtlMs: number;
+  maxConnections: number;
+  corsOrigins: string[] | '*';
+  logLevel: z.infer<typeof logLevel>;
+};
+
+const defaultNodeId = () => `${hostname()}`.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 48);
+
+export function loadConfig(env: Env): EdgeConfig {
+  const prod = isProduction(env);
+  const e = readEnv(
+    {
+      PORT: port(3100),
+      HOST: z.string().default('0.0.0.0'),
+      NODE_ID: z.string().regex(NODE_ID_PATTERN, 'must be 1-64 characters of [A-Za-z0-9_-]').optional(),
+      PUBLIC_URL: z.url().optional(),
+      NATS_URL: natsServers,
+      NATS_REPLICAS: natsReplicas,
+      AUTH_JWT_SECRET: secret(prod, 32).optional(),
+      AUTH_PUBLIC_KEY: z.string().includes('BEGIN PUBLIC KEY', { message: 'must be a PEM public key' }).optional(),
+      AUTH_JWKS_URL: z.url().optional(),
+      AUTH_ISSUER: z.string().optional(),
+      AUTH_AUDIENCE: z.string().optional(),
+      LEASE_TTL_MS: durationMs(10_000, 1_000, 300_000),
+      EDGE_MAX_CONNECTIONS: z.coerce.number().int().positive().default(100_000),
+      CORS_ORIGINS: commaList().optional(),
+      LOG_LEVEL: logLevel,
+    },
+    env,
+  );
+  if (!e.AUTH_JWT_SECRET && !e.AUTH_PUBLIC_KEY && !e.AUTH_JWKS_URL) {
+    // Same shape as every other config failure.
+    readEnv({ AUTH_JWT_SECRET: secret(prod, 32) }, env);
+  }
+  const nodeId = e.NODE_ID ?? `${defaultNodeId()}-${e.PORT}`;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    nodeId,
+    publicUrl: e.PUBLIC_URL ?? `http://${hostname()}:${e.PORT}`,
+    natsServers: e.NATS_URL,
+    natsReplicas: e.NATS_REPLICAS,
+    auth: {
+      jwtSecret: e.AUTH_JWT_SECRET,
+      publicKeyPem: e.AUTH_PUBLIC_KEY,
+      jwksUrl: e.AUTH_JWKS_URL,
+      issuer: e.AUTH_ISSUER,
+      audience: e.AUTH_AUDIENCE,
+    },
+    leaseTtlMs: e.LEASE_TTL_MS,
+    maxConnections: e.EDGE_MAX_CONNECTIONS,
+    corsOrigins: e.CORS_ORIGINS ?? '*',
+    logLevel: e.LOG_LEVEL,
+  };
+}

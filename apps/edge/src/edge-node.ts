@@ -1,0 +1,259 @@
+/**
+ * EdgeNode — one Socket.IO node. It authenticates clients on connect, keeps its local
+ * index, registers users in presence without blocking the handshake, holds its lease,
+ * and serves `push.v1.node.<nodeId>` (request/reply) and `push.v1.broadcast`.
+ *
+ * Defaults: lease TTL 10 s (heartbeat every TTL / 3); acked deliveries are bounded by the
+ * envelope's `ackTimeoutMs`.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { ConnectionHealth } from '@switchboard/nats/connection';
+import type { PresenceBuckets } from '@switchboard/nats/provision';
+import { BroadcastEnvelope, DeliveryEnvelope, type NodeReply } from '@switchboard/protocol/delivery';
+import {
+  type ClientToServerEvents,
+  ConnectErrors,
+  type InterServerEvents,
+  type ServerToClientEvents,
+  type SocketData,
+} from '@switchboard/protocol/socket';
+import { nodeSubject, Subjects } from '@switchboard/protocol/subjects';
+import { NodeLease } from '@switchboard/presence-registry/node-lease';
+import { UserRegistrar } from '@switchboard/presence-registry/user-registrar';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { Server, type Socket } from 'socket.io';
+import type { EdgeConfig } from './config.js';
+import { deliverNow, deliverWithAck, type Emitter } from './delivery.js';
+import { LocalSockets } from './local-sockets.js';
+import { InvalidTokenError, type TokenVerifier } from './token-verifier.js';
+
+type EdgeSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+export type EdgeNodeOptions = {
+  config: EdgeConfig;
+  nc: NatsConnection;
+  buckets: PresenceBuckets;
+  verifier: TokenVerifier;
+  log: Logger;
+  registry: Registry;
+};
+
+const encoder = new TextEncoder();
+
+export class EdgeNode {
+  readonly nodeId: string;
+  /** Fresh per process start: fences this run's presence entries. */
+  readonly epoch = randomUUID();
+  readonly #o: EdgeNodeOptions;
+  readonly #http: HttpServer;
+  readonly #io: Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+  readonly #sockets = new LocalSockets<EdgeSocket>();
+  readonly #lease: NodeLease;
+  readonly #registrar: UserRegistrar;
+  readonly #health: ConnectionHealth;
+  readonly #subs: Subscription[] = [];
+  readonly #metrics: ReturnType<typeof createMetrics>;
+  #draining = false;
+
+  constructor(options: EdgeNodeOptions) {
+    this.#o = options;
+    const { config, buckets, log } = options;
+    this.nodeId = config.nodeId;
+    this.#health = new ConnectionHealth(options.nc);
+    this.#metrics = createMetrics(options.registry, () => this.#sockets.connections);
+    this.#lease = new NodeLease({
+      kv: buckets.nodes,
+      nodeId: this.nodeId,
+      epoch: this.epoch,
+      url: config.publicUrl,
+      leaseTtlMs: config.leaseTtlMs,
+      connections: () => this.#sockets.connections,
+      log,
+    });
+    this.#registrar = new UserRegistrar({ kv: buckets.users, nodeId: this.nodeId, epoch: this.epoch, log });
+    this.#http = createServer((req, res) => void this.#serveHttp(req, res));
+    this.#io = new Server(this.#http, {
+      cors: { origin: config.corsOrigins === '*' ? '*' : config.corsOrigins },
+      // Clients reconnect on their own; a short ping keeps dead TCP connections from lingering.
+      pingInterval: 20_000,
+      pingTimeout: 20_000,
+      maxHttpBufferSize: 64 * 1024,
+      serveClient: false,
+    });
+    this.#io.use((socket, next) => void this.#authenticate(socket, next));
+    this.#io.on('connection', (socket) => this.#onConnection(socket));
+  }
+
+  /** Listens, writes the lease, then subscribes: the node is routable when this resolves. */
+  async start(): Promise<void> {
+    const { config } = this.#o;
+    await new Promise<void>((resolve, reject) => {
+      this.#http.once('error', reject);
+      this.#http.listen(config.port, config.host, () => {
+        this.#http.off('error', reject);
+        resolve();
+      });
+    });
+    await this.#lease.start();
+    const { nc } = this.#o;
+    this.#subs.push(
+      nc.subscribe(nodeSubject(this.nodeId), { callback: (err, msg) => (err ? this.#subError(err) : void this.#onDelivery(msg)) }),
+      nc.subscribe(Subjects.broadcast, { callback: (err, msg) => (err ? this.#subError(err) : this.#onBroadcast(msg)) }),
+    );
+    await nc.flush();
+    this.#o.log.info({ nodeId: this.nodeId, epoch: this.epoch, port: this.port }, 'edge node ready');
+  }
+
+  /** The bound port (useful with PORT=0). */
+  get port(): number {
+    return (this.#http.address() as AddressInfo | null)?.port ?? this.#o.config.port;
+  }
+
+  get connections(): number {
+    return this.#sockets.connections;
+  }
+
+  /** Resolves when every presence change so far is written. */
+  flushPresence(): Promise<void> {
+    return this.#registrar.flush();
+  }
+
+  /**
+   * Graceful drain: mark the lease draining, refuse new clients, close every client's
+   * transport (clients reconnect elsewhere), write their removal, delete the lease,
+   * stop serving. Resolves when done.
+   */
+  async stop(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    const { log } = this.#o;
+    await this.#lease.markDraining().catch((err: unknown) => log.warn({ err }, 'could not mark lease draining'));
+    this.#http.close();
+    for (const socket of this.#io.of('/').sockets.values()) {
+      // Closing the transport (not socket.disconnect()) makes clients reconnect.
+      socket.conn.close();
+    }
+    await this.#registrar.flush();
+    for (const sub of this.#subs) sub.unsubscribe();
+    await this.#lease.stop().catch((err: unknown) => log.warn({ err }, 'could not delete lease'));
+    await new Promise<void>((resolve) => this.#io.close(() => resolve()));
+    log.info({ nodeId: this.nodeId }, 'edge node drained');
+  }
+
+  async #authenticate(socket: EdgeSocket, next: (err?: Error) => void): Promise<void> {
+    if (this.#draining) return next(new Error(ConnectErrors.draining));
+    if (this.#sockets.connections >= this.#o.config.maxConnections) {
+      this.#metrics.rejected.inc({ reason: ConnectErrors.overloaded });
+      return next(new Error(ConnectErrors.overloaded));
+    }
+    try {
+      socket.data.userId = await this.#o.verifier.verify(socket.handshake.auth?.token);
+      next();
+    } catch (err) {
+      this.#metrics.rejected.inc({ reason: ConnectErrors.unauthorized });
+      if (!(err instanceof InvalidTokenError)) this.#o.log.error({ err }, 'token verification failed');
+      next(new Error(ConnectErrors.unauthorized));
+    }
+  }
+
+  #onConnection(socket: EdgeSocket): void {
+    const userId = socket.data.userId;
+    this.#registrar.set(userId, this.#sockets.add(userId, socket));
+    socket.on('disconnect', () => {
+      this.#registrar.set(userId, this.#sockets.remove(userId, socket));
+    });
+  }
+
+  async #onDelivery(msg: Msg): Promise<void> {
+    let env: DeliveryEnvelope;
+    try {
+      env = DeliveryEnvelope.parse(msg.json());
+    } catch (err) {
+      this.#o.log.warn({ err, subject: msg.subject }, 'malformed delivery');
+      msg.respond(encoder.encode(JSON.stringify({ error: 'malformed delivery' })));
+      return;
+    }
+    const sockets = this.#sockets as unknown as LocalSockets<Emitter>;
+    let results: NodeReply['results'];
+    try {
+      results =
+        env.ackTimeoutMs === undefined
+          ? deliverNow(sockets, env)
+          : await deliverWithAck(sockets, env as DeliveryEnvelope & { ackTimeoutMs: number });
+    } catch (err) {
+      // Socket.IO throws on reserved event names; the push API refuses them first.
+      this.#o.log.error({ err, event: env.event }, 'delivery failed');
+      msg.respond(encoder.encode(JSON.stringify({ error: 'delivery failed' })));
+      return;
+    }
+    this.#metrics.deliveries.inc(env.userIds.length);
+    const reply: NodeReply = { nodeId: this.nodeId, epoch: this.epoch, results };
+    msg.respond(encoder.encode(JSON.stringify(reply)));
+  }
+
+  #onBroadcast(msg: Msg): void {
+    try {
+      const env = BroadcastEnvelope.parse(msg.json());
+      this.#io.local.emit(env.event, env.data, { id: env.id, sentAt: env.sentAt });
+      this.#metrics.broadcasts.inc();
+    } catch (err) {
+      this.#o.log.warn({ err }, 'malformed broadcast');
+    }
+  }
+
+  #subError(err: Error): void {
+    this.#o.log.error({ err }, 'subscription error');
+  }
+
+  async #serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    };
+    if (path === '/healthz') return json(200, { status: 'ok' });
+    if (path === '/readyz') {
+      const checks = { nats: this.#health.connected, draining: !this.#draining };
+      const ready = checks.nats && checks.draining;
+      return json(ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks, nodeId: this.nodeId });
+    }
+    if (path === '/metrics') {
+      const body = await this.#o.registry.metrics();
+      res.writeHead(200, { 'content-type': this.#o.registry.contentType }).end(body);
+      return;
+    }
+    json(404, { error: { code: 'not_found', message: `no route ${req.method} ${path}` } });
+  }
+}
+
+function createMetrics(registry: Registry, connections: () => number) {
+  return {
+    connections: new Gauge({
+      name: 'switchboard_edge_connections',
+      help: 'Connected sockets on this node',
+      registers: [registry],
+      collect() {
+        this.set(connections());
+      },
+    }),
+    rejected: new Counter({
+      name: 'switchboard_edge_connections_rejected_total',
+      help: 'Connections refused at the handshake',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    deliveries: new Counter({
+      name: 'switchboard_edge_deliveries_total',
+      help: 'Per-user deliveries handled from the node subject',
+      registers: [registry],
+    }),
+    broadcasts: new Counter({
+      name: 'switchboard_edge_broadcasts_total',
+      help: 'Broadcasts emitted to local sockets',
+      registers: [registry],
+    }),
+  };
+}

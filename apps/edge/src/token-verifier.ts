@@ -1,0 +1,75 @@
+/**
+ * TokenVerifier — stateless check of a client's JWT on connect (`jose`). The user id is
+ * the `sub` claim; `exp` is required. HS256 with a shared secret, or RS256/ES256 with a
+ * PEM public key or a JWKS URL.
+ */
+import { MAX_USER_ID_BYTES } from '@switchboard/protocol/user-key';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from 'jose';
+
+export class InvalidTokenError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'InvalidTokenError';
+  }
+}
+
+export type TokenVerifierOptions = {
+  jwtSecret?: string;
+  publicKeyPem?: string;
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+};
+
+type Key = Uint8Array | KeyObject | JWTVerifyGetKey;
+
+export class TokenVerifier {
+  readonly #key: Key;
+  readonly #algorithms: string[];
+  readonly #issuer: string | undefined;
+  readonly #audience: string | undefined;
+
+  private constructor(key: Key, algorithms: string[], options: TokenVerifierOptions) {
+    this.#key = key;
+    this.#algorithms = algorithms;
+    this.#issuer = options.issuer;
+    this.#audience = options.audience;
+  }
+
+  static async create(options: TokenVerifierOptions): Promise<TokenVerifier> {
+    if (options.jwksUrl) {
+      return new TokenVerifier(createRemoteJWKSet(new URL(options.jwksUrl)), ['RS256', 'ES256'], options);
+    }
+    if (options.publicKeyPem) {
+      const key = createPublicKey(options.publicKeyPem);
+      const alg = key.asymmetricKeyType === 'ec' ? 'ES256' : 'RS256';
+      return new TokenVerifier(key, [alg], options);
+    }
+    if (options.jwtSecret) {
+      return new TokenVerifier(new TextEncoder().encode(options.jwtSecret), ['HS256'], options);
+    }
+    throw new Error('TokenVerifier needs a secret, a public key or a JWKS URL');
+  }
+
+  /** The user id of a valid token; throws {@link InvalidTokenError} otherwise. */
+  async verify(token: unknown): Promise<string> {
+    if (typeof token !== 'string' || token.length === 0) throw new InvalidTokenError('missing token');
+    try {
+      const { payload } = await jwtVerify(token, this.#key as Uint8Array, {
+        algorithms: this.#algorithms,
+        requiredClaims: ['sub', 'exp'],
+        ...(this.#issuer ? { issuer: this.#issuer } : {}),
+        ...(this.#audience ? { audience: this.#audience } : {}),
+      });
+      const sub = payload.sub;
+      if (!sub || new TextEncoder().encode(sub).length > MAX_USER_ID_BYTES) {
+        throw new InvalidTokenError('sub must be a user id of 1 to 256 bytes');
+      }
+      return sub;
+    } catch (err) {
+      if (err instanceof InvalidTokenError) throw err;
+      throw new InvalidTokenError('token rejected', { cause: err });
+    }
+  }
+}

@@ -1,0 +1,58 @@
+/** Push API configuration from the environment. */
+import {
+  apiKeys,
+  durationMs,
+  isProduction,
+  logLevel,
+  natsReplicas,
+  natsServers,
+  port,
+} from '@switchboard/config/fields';
+import { type Env, readEnv } from '@switchboard/config/load';
+import { z } from 'zod';
+
+export type PushApiConfig = {
+  port: number;
+  host: string;
+  natsServers: string[];
+  natsReplicas: number;
+  apiKeys: string[];
+  /** Largest request body; larger gets 413. */
+  bodyLimitBytes: number;
+  /** How long a node may take to answer a delivery without ack. */
+  nodeTimeoutMs: number;
+  /** Added to `ackTimeoutMs` for acked deliveries: the node's own answer time. */
+  ackGraceMs: number;
+  leaseTtlMs: number;
+  logLevel: z.infer<typeof logLevel>;
+};
+
+export function loadConfig(env: Env): PushApiConfig {
+  const e = readEnv(
+    {
+      PORT: port(3000),
+      HOST: z.string().default('0.0.0.0'),
+      NATS_URL: natsServers,
+      NATS_REPLICAS: natsReplicas,
+      API_KEYS: apiKeys(isProduction(env)),
+      BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+      NODE_TIMEOUT_MS: durationMs(1_000, 10, 60_000),
+      ACK_GRACE_MS: durationMs(1_000, 0, 60_000),
+      LEASE_TTL_MS: durationMs(10_000, 1_000, 300_000),
+      LOG_LEVEL: logLevel,
+    },
+    env,
+  );
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    natsServers: e.NATS_URL,
+    natsReplicas: e.NATS_REPLICAS,
+    apiKeys: e.API_KEYS,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    nodeTimeoutMs: e.NODE_TIMEOUT_MS,
+    ackGraceMs: e.ACK_GRACE_MS,
+    leaseTtlMs: e.LEASE_TTL_MS,
+    logLevel: e.LOG_LEVEL,
+  };
+}

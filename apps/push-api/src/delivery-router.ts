@@ -1,0 +1,133 @@
+/**
+ * DeliveryRouter — the push API's core. It resolves recipients to nodes with one KV read
+ * each (pipelined), sends one NATS request per owning node with all of that node's
+ * recipients, and decides per recipient: delivered, fallback (durably queued) or dropped.
+ *
+ * A dead node answers at once with "no responders"; a slow one is cut off after
+ * `nodeTimeoutMs` (or `ackTimeoutMs + ackGraceMs` when an ack was asked). Either way its
+ * recipients are treated as undelivered.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { PresenceReader } from '@switchboard/presence-registry/presence-reader';
+import { NodeReply } from '@switchboard/protocol/delivery';
+import type {
+  FallbackNotification,
+  RecipientResult,
+  SendMessageRequest,
+  UndeliveredReason,
+} from '@switchboard/protocol/message';
+import { nodeSubject } from '@switchboard/protocol/subjects';
+import type { Logger } from 'pino';
+import type { FallbackQueue } from './fallback-queue.js';
+
+export type DeliveryRouterOptions = {
+  nc: NatsConnection;
+  presence: PresenceReader;
+  fallback: FallbackQueue;
+  log: Logger;
+  nodeTimeoutMs: number;
+  ackGraceMs: number;
+  /** Concurrent fallback publishes of one multicast (default 256). */
+  fallbackConcurrency?: number;
+};
+
+export type OutgoingMessage = Omit<SendMessageRequest, 'to' | 'id'> & { id: string; to: string[] };
+
+type Reached = { connections: number; acked: number };
+
+const encoder = new TextEncoder();
+
+export class DeliveryRouter {
+  readonly #o: DeliveryRouterOptions;
+
+  constructor(options: DeliveryRouterOptions) {
+    this.#o = options;
+  }
+
+  /** Routes one message to its recipients; resolves with one result per distinct recipient, in order. */
+  async send(message: OutgoingMessage): Promise<RecipientResult[]> {
+    const sentAt = Date.now();
+    const recipients = [...new Set(message.to)];
+    const views = await this.#o.presence.lookupMany(recipients);
+
+    const byNode = new Map<string, string[]>();
+    for (const view of views) {
+      for (const node of view.nodes) {
+        const users = byNode.get(node.nodeId);
+        if (users) users.push(view.userId);
+        else byNode.set(node.nodeId, [view.userId]);
+      }
+    }
+
+    const reached = new Map<string, Reached>();
+    const unreachable = new Set<string>();
+    // The payload is serialized once; only the recipient list differs per node.
+    const head = `{"id":${JSON.stringify(message.id)},"event":${JSON.stringify(message.event)},"sentAt":${sentAt},"data":${JSON.stringify(message.data ?? null)}${message.ack ? `,"ackTimeoutMs":${message.ackTimeoutMs}` : ''},"userIds":`;
+    const timeout = message.ack ? message.ackTimeoutMs + this.#o.ackGraceMs : this.#o.nodeTimeoutMs;
+    await Promise.all(
+      [...byNode].map(async ([nodeId, users]) => {
+        try {
+          const msg = await this.#o.nc.request(nodeSubject(nodeId), encoder.encode(`${head}${JSON.stringify(users)}}`), { timeout });
+          const reply = NodeReply.parse(msg.json());
+          for (const [userId, r] of Object.entries(reply.results)) {
+            const sum = reached.get(userId) ?? { connections: 0, acked: 0 };
+            sum.connections += r.connections;
+            sum.acked += r.acked ?? 0;
+            reached.set(userId, sum);
+          }
+        } catch (err) {
+          this.#o.log.warn({ err, nodeId, users: users.length }, 'node did not take a delivery');
+          for (const u of users) unreachable.add(u);
+        }
+      }),
+    );
+
+    const results: RecipientResult[] = new Array(recipients.length);
+    const toFallback: number[] = [];
+    for (let i = 0; i < recipients.length; i++) {
+      const userId = recipients[i]!;
+      const r = reached.get(userId);
+      const count = message.ack ? (r?.acked ?? 0) : (r?.connections ?? 0);
+      if (count > 0) {
+        results[i] = { userId, status: 'delivered', connections: count };
+        continue;
+      }
+      const reason: UndeliveredReason =
+        r && r.connections > 0 ? 'ack-timeout' : unreachable.has(userId) ? 'node-unavailable' : 'offline';
+      results[i] = { userId, status: 'dropped', reason };
+      if (message.fallback) toFallback.push(i);
+    }
+    if (message.fallback) await this.#enqueueFallbacks(message, message.fallback, sentAt, results, toFallback);
+    return results;
+  }
+
+  async #enqueueFallbacks(
+    message: OutgoingMessage,
+    notification: FallbackNotification,
+    sentAt: number,
+    results: RecipientResult[],
+    indexes: number[],
+  ): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < indexes.length) {
+        const i = indexes[next++]!;
+        const result = results[i]!;
+        const reason = result.reason ?? 'offline';
+        // Rejects when JetStream is unavailable: the caller answers 503 and may retry.
+        await this.#o.fallback.enqueue({
+          id: message.id,
+          userId: result.userId,
+          event: message.event,
+          data: message.data ?? null,
+          sentAt,
+          reason,
+          notification,
+        });
+        results[i] = { userId: result.userId, status: 'fallback', reason };
+      }
+    };
+    const n = Math.min(this.#o.fallbackConcurrency ?? 256, indexes.length);
+    await Promise.all(Array.from({ length: n }, worker));
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Bearer API-key authentication. Keys are compared as SHA-256 digests in constant time,
+ * and several keys can be valid at once (rotation). Routes opt out with
+ * `config: { public: true }`.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { ApiError } from './api-error.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** No API key needed (health, metrics, docs). */
+    public?: boolean;
+  }
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Returns a checker that tells whether a presented key is one of `keys`. */
+export function apiKeyChecker(keys: readonly string[]): (presented: string) => boolean {
+  const digests = keys.map(digest);
+  return (presented) => {
+    const d = digest(presented);
+    let ok = false;
+    // Compare against every key so timing does not tell which one matched.
+    for (const k of digests) ok = timingSafeEqual(k, d) || ok;
+    return ok;
+  };
+}
+
+export const apiKeyAuth = fp<{ keys: readonly string[] }>(
+  async (app: FastifyInstance, opts) => {
+    const check = apiKeyChecker(opts.keys);
+    app.addHook('onRequest', async (req) => {
+      if (req.routeOptions.config?.public === true) return;
+      // Unknown routes are 404 for everyone; only real routes need a key.
+      if (req.routeOptions.url === undefined) return;
+      const header = req.headers.authorization;
+      const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+      if (!m || !check(m[1]!)) throw ApiError.unauthorized();
+    });
+  },
+  { name: 'switchboard-api-key-auth' },
+);

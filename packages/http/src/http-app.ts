@@ -1,0 +1,48 @@
+/**
+ * The Fastify base of every HTTP app: pino as `loggerInstance`, zod validation and
+ * serialization, the JSON error model, health/readiness/metrics and API-key auth.
+ */
+import {
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from '@fastify/type-provider-zod';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { apiKeyAuth } from './api-key-auth.js';
+import { errorHandler } from './error-handler.js';
+import { health } from './health.js';
+
+export type HttpAppOptions = {
+  logger: Logger;
+  apiKeys: readonly string[];
+  /** Largest request body in bytes; larger ones get 413. */
+  bodyLimitBytes: number;
+  readiness: Record<string, () => boolean>;
+  registry: Registry;
+};
+
+export type HttpApp = FastifyInstance<
+  import('node:http').Server,
+  import('node:http').IncomingMessage,
+  import('node:http').ServerResponse,
+  Logger,
+  ZodTypeProvider
+>;
+
+export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit: options.bodyLimitBytes,
+    // One log line per request is too much on the hot path; errors are still logged.
+    disableRequestLogging: true,
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  await app.register(errorHandler);
+  await app.register(health, { checks: options.readiness, registry: options.registry });
+  await app.register(apiKeyAuth, { keys: options.apiKeys });
+  return app as unknown as HttpApp;
+}

@@ -1,0 +1,101 @@
+/**
+ * Creation (or binding) of the buckets and streams of NATS layout v1. Each app opens only
+ * what it uses; creating is idempotent, and an existing bucket keeps its configuration.
+ */
+import {
+  DiscardPolicy,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Buckets, Streams, Subjects } from '@switchboard/protocol/subjects';
+
+export type { KV };
+
+/** Default lease TTL: a crashed node's users are offline within this time. */
+export const DEFAULT_LEASE_TTL_MS = 10_000;
+/** GC backstop of user entries: a live node refreshes its entries well within it. */
+export const DEFAULT_USER_ENTRY_TTL_MS = 24 * 60 * 60 * 1000;
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+
+export type ProvisionOptions = { replicas: number };
+
+export type PresenceBuckets = { nodes: KV; users: KV };
+
+/** Opens `presence-nodes` (max_age = lease TTL) and `presence-users` (long max_age). */
+export async function openPresenceBuckets(
+  nc: NatsConnection,
+  options: ProvisionOptions & { leaseTtlMs?: number; userEntryTtlMs?: number },
+): Promise<PresenceBuckets> {
+  const kvm = new Kvm(nc);
+  const [nodes, users] = await Promise.all([
+    kvm.create(Buckets.nodes, {
+      history: 1,
+      ttl: options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
+      replicas: options.replicas,
+      storage: StorageType.Memory,
+      description: 'switchboard node leases',
+    }),
+    kvm.create(Buckets.users, {
+      history: 1,
+      ttl: options.userEntryTtlMs ?? DEFAULT_USER_ENTRY_TTL_MS,
+      replicas: options.replicas,
+      storage: StorageType.File,
+      description: 'switchboard user presence entries',
+    }),
+  ]);
+  return { nodes, users };
+}
+
+/** Opens `push-idempotency` (24 h max_age). */
+export async function openIdempotencyBucket(nc: NatsConnection, options: ProvisionOptions): Promise<KV> {
+  return new Kvm(nc).create(Buckets.idempotency, {
+    history: 1,
+    ttl: IDEMPOTENCY_TTL_MS,
+    replicas: options.replicas,
+    storage: StorageType.File,
+    description: 'switchboard idempotency keys',
+  });
+}
+
+/** Opens `devices`: `<userKey>.<deviceId>` → device record. */
+export async function openDevicesBucket(nc: NatsConnection, options: ProvisionOptions): Promise<KV> {
+  return new Kvm(nc).create(Buckets.devices, {
+    history: 1,
+    replicas: options.replicas,
+    storage: StorageType.File,
+    description: 'switchboard device tokens',
+  });
+}
+
+/** Creates the durable work-queue stream `PUSH_FALLBACK` unless it exists. */
+export async function ensureFallbackStream(
+  nc: NatsConnection,
+  options: ProvisionOptions,
+): Promise<JetStreamManager> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(Streams.fallback);
+  } catch (err) {
+    if (!isStreamNotFound(err)) throw err;
+    await jsm.streams.add({
+      name: Streams.fallback,
+      subjects: [`${Subjects.fallbackPrefix}.>`],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      num_replicas: options.replicas,
+      // Deduplicates a retried publish of the same message id for the same user.
+      duplicate_window: 2 * 60 * 1_000_000_000,
+      max_age: 7 * 24 * 60 * 60 * 1_000_000_000,
+    });
+  }
+  return jsm;
+}
+
+function isStreamNotFound(err: unknown): boolean {
+  return err instanceof Error && /stream not found/i.test(err.message);
+}

@@ -1,0 +1,64 @@
+/**
+ * PresenceReader — answers "where is this user connected?" with one KV read, counting
+ * only the nodes whose lease is alive with the same epoch.
+ */
+import type { KV } from '@nats-io/kv';
+import type { PresenceView, UserEntry } from '@switchboard/protocol/presence';
+import { encodeUserKey } from '@switchboard/protocol/user-key';
+import { decodeJson } from './codec.js';
+import type { LeaseTable } from './lease-table.js';
+
+export type PresenceReaderOptions = {
+  /** The `presence-users` bucket. */
+  kv: KV;
+  leases: LeaseTable;
+  /** Concurrent KV reads of a multi-user lookup (default 256). */
+  readConcurrency?: number;
+};
+
+export class PresenceReader {
+  readonly #o: PresenceReaderOptions;
+
+  constructor(options: PresenceReaderOptions) {
+    this.#o = options;
+  }
+
+  /** The user's live presence; one KV read, no node is asked. */
+  async lookup(userId: string): Promise<PresenceView> {
+    const e = await this.#o.kv.get(encodeUserKey(userId));
+    const entry = e && e.operation === 'PUT' ? decodeJson<UserEntry>(e.value) : null;
+    return this.view(userId, entry);
+  }
+
+  /** {@link lookup} for many users, reads pipelined with bounded concurrency; order kept. */
+  async lookupMany(userIds: readonly string[]): Promise<PresenceView[]> {
+    const out = new Array<PresenceView>(userIds.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < userIds.length) {
+        const i = next++;
+        out[i] = await this.lookup(userIds[i]!);
+      }
+    };
+    const n = Math.min(this.#o.readConcurrency ?? 256, userIds.length);
+    await Promise.all(Array.from({ length: n }, worker));
+    return out;
+  }
+
+  /** Filters a stored entry down to the nodes that are alive with the entry's epoch. */
+  view(userId: string, entry: UserEntry | null, now = Date.now()): PresenceView {
+    const nodes: PresenceView['nodes'] = [];
+    let connections = 0;
+    if (entry) {
+      for (const [nodeId, n] of Object.entries(entry.nodes)) {
+        if (!this.#o.leases.isAlive(nodeId, n.epoch, now)) continue;
+        nodes.push({ nodeId, connections: n.connections, since: n.since });
+        connections += n.connections;
+      }
+    }
+    const view: PresenceView = { userId, online: nodes.length > 0, connections, nodes };
+    const lastSeen = entry?.lastSeen;
+    if (lastSeen !== undefined && nodes.length === 0) view.lastSeen = lastSeen;
+    return view;
+  }
+}

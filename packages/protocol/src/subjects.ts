@@ -1,0 +1,43 @@
+/**
+ * NATS subjects, KV bucket names and stream names of protocol v1.
+ * Every process builds names here, never by hand.
+ */
+import { encodeUserKey } from './user-key.js';
+
+export const Subjects = {
+  /** Prefix of every per-node delivery subject. */
+  nodePrefix: 'push.v1.node',
+  /** One publish reaches every edge node. */
+  broadcast: 'push.v1.broadcast',
+  /** Presence lookups for NATS-native services (request/reply). */
+  presenceQuery: 'presence.v1.query',
+  /** User-level online/offline transitions. */
+  presenceEvents: 'presence.v1.events',
+  /** Prefix of the fallback stream's subjects. */
+  fallbackPrefix: 'push.v1.fallback',
+} as const;
+
+export const Buckets = {
+  nodes: 'presence-nodes',
+  users: 'presence-users',
+  devices: 'devices',
+  idempotency: 'push-idempotency',
+} as const;
+
+export const Streams = {
+  fallback: 'PUSH_FALLBACK',
+  fallbackDlq: 'PUSH_FALLBACK_DLQ',
+} as const;
+
+/** Node ids are used as a subject token and a KV key: keep them to a safe alphabet. */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** `push.v1.node.<nodeId>`: deliveries for the users connected to one node. */
+export function nodeSubject(nodeId: string): string {
+  return `${Subjects.nodePrefix}.${nodeId}`;
+}
+
+/** `push.v1.fallback.<userKey>`: the fallback stream subject of one user's messages. */
+export function fallbackSubject(userId: string): string {
+  return `${Subjects.fallbackPrefix}.${encodeUserKey(userId)}`;
+}

@@ -1,0 +1,58 @@
+/**
+ * The process shell every `main.ts` runs in: start, then stop once on SIGTERM/SIGINT
+ * within a deadline; a bad configuration exits 1 with the variable's name, not a stack.
+ */
+import { ConfigError } from '@switchboard/config/load';
+
+export type Stoppable = { stop(): Promise<void> };
+
+export type ServiceOptions = {
+  name: string;
+  /** Builds and starts the service; what it returns is stopped on a signal. */
+  start(): Promise<Stoppable>;
+  /** Longest a graceful stop may take before the process exits anyway. */
+  stopTimeoutMs?: number;
+  log?: { info(obj: object, msg: string): void; error(obj: object, msg: string): void };
+};
+
+/** Runs a service until a signal; resolves never, exits the process itself. */
+export async function runService(options: ServiceOptions): Promise<void> {
+  const log = options.log ?? {
+    info: (obj, msg) => console.log(`[${options.name}] ${msg}`, obj),
+    error: (obj, msg) => console.error(`[${options.name}] ${msg}`, obj),
+  };
+  let service: Stoppable;
+  try {
+    service = await options.start();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`${options.name}: ${err.message}`);
+    } else {
+      console.error(`${options.name}: failed to start:`, err);
+    }
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    const deadline = setTimeout(() => {
+      log.error({ timeoutMs: options.stopTimeoutMs ?? 15_000 }, 'graceful stop timed out');
+      process.exit(1);
+    }, options.stopTimeoutMs ?? 15_000);
+    deadline.unref();
+    service.stop().then(
+      () => {
+        log.info({}, 'stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
