@@ -64,23 +64,47 @@ export class DeliveryRouter {
     // The payload is serialized once; only the recipient list differs per node.
     const head = `{"id":${JSON.stringify(message.id)},"event":${JSON.stringify(message.event)},"sentAt":${sentAt},"data":${JSON.stringify(message.data ?? null)}${message.ack ? `,"ackTimeoutMs":${message.ackTimeoutMs}` : ''},"userIds":`;
     const timeout = message.ack ? message.ackTimeoutMs + this.#o.ackGraceMs : this.#o.nodeTimeoutMs;
-    await Promise.all(
-      [...byNode].map(async ([nodeId, users]) => {
-        try {
-          const msg = await this.#o.nc.request(nodeSubject(nodeId), encoder.encode(`${head}${JSON.stringify(users)}}`), { timeout });
-          const reply = NodeReply.parse(msg.json());
-          for (const [userId, r] of Object.entries(reply.results)) {
-            const sum = reached.get(userId) ?? { connections: 0, acked: 0 };
-            sum.connections += r.connections;
-            sum.acked += r.acked ?? 0;
-            reached.set(userId, sum);
-          }
-        } catch (err) {
-          this.#o.log.warn({ err, nodeId, users: users.length }, 'node did not take a delivery');
-          for (const u of users) unreachable.add(u);
-        }
-      }),
-    );
+
+    // With acks, a recipient is settled by its first acking node: the answer does not wait
+    // for a node whose devices stay silent once every recipient is settled.
+    const nodesLeft = new Map<string, number>();
+    for (const users of byNode.values()) for (const u of users) nodesLeft.set(u, (nodesLeft.get(u) ?? 0) + 1);
+    let unsettled = nodesLeft.size;
+    await new Promise<void>((resolve) => {
+      let outstanding = byNode.size;
+      if (outstanding === 0) return resolve();
+      const settle = (userId: string) => {
+        if (nodesLeft.get(userId) === 0) return;
+        nodesLeft.set(userId, 0);
+        if (--unsettled === 0) resolve();
+      };
+      for (const [nodeId, users] of byNode) {
+        this.#o.nc
+          .request(nodeSubject(nodeId), encoder.encode(`${head}${JSON.stringify(users)}}`), { timeout })
+          .then((msg) => {
+            const reply = NodeReply.parse(msg.json());
+            for (const [userId, r] of Object.entries(reply.results)) {
+              const sum = reached.get(userId) ?? { connections: 0, acked: 0 };
+              sum.connections += r.connections;
+              sum.acked += r.acked ?? 0;
+              reached.set(userId, sum);
+              if (message.ack && sum.acked > 0) settle(userId);
+            }
+          })
+          .catch((err: unknown) => {
+            this.#o.log.warn({ err, nodeId, users: users.length }, 'node did not take a delivery');
+            for (const u of users) unreachable.add(u);
+          })
+          .finally(() => {
+            for (const u of users) {
+              const left = nodesLeft.get(u) ?? 0;
+              if (left === 1) settle(u);
+              else if (left > 1) nodesLeft.set(u, left - 1);
+            }
+            if (--outstanding === 0) resolve();
+          });
+      }
+    });
 
     const results: RecipientResult[] = new Array(recipients.length);
     const toFallback: number[] = [];
