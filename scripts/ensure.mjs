@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// Installs what `npm start`, `npm test` and `npm run bench` need and is missing:
+// npm dependencies (when node_modules is absent or older than package-lock.json) and
+// nats-server (through apt-get when running as root on Debian/Ubuntu). Node built-ins only:
+// this runs before anything is installed.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = fileURLToPath(new URL('..', import.meta.url));
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
+  if (r.status !== 0) {
+    console.error(`\n✗ ${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
+    process.exit(1);
+  }
+}
+
+export function ensureNode() {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  if (major < 20 || (major === 20 && minor < 11)) {
+    console.error(`✗ Node ${process.versions.node} is too old: Switchboard needs Node 20.11 or newer.`);
+    process.exit(1);
+  }
+}
+
+export function ensureDependencies() {
+  const lock = join(root, 'package-lock.json');
+  const stamp = join(root, 'node_modules', '.switchboard-lock-hash');
+  const want = existsSync(lock) ? createHash('sha256').update(readFileSync(lock)).digest('hex') : 'no-lock';
+  const have = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
+  if (have === want && existsSync(join(root, 'node_modules', '.bin', 'turbo'))) return;
+  console.log('• installing npm dependencies…');
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  run(npm, existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund']);
+  writeFileSync(stamp, `${want}\n`);
+}
+
+export function findNatsServer() {
+  const fromEnv = process.env.NATS_SERVER_BIN;
+  if (fromEnv && existsSync(fromEnv)) return fromEnv;
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin'];
+  for (const dir of dirs) {
+    if (dir && existsSync(join(dir, 'nats-server'))) return join(dir, 'nats-server');
+  }
+  return null;
+}
+
+export function ensureNatsServer() {
+  const found = findNatsServer();
+  if (found) return found;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot && existsSync('/usr/bin/apt-get')) {
+    console.log('• installing nats-server with apt-get…');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    run('apt-get', ['update', '-qq'], { env });
+    run('apt-get', ['install', '-y', '-qq', 'nats-server'], { env });
+    const installed = findNatsServer();
+    if (installed) return installed;
+  }
+  console.error(
+    [
+      '✗ nats-server is not installed, and this script cannot install it here.',
+      '  Debian/Ubuntu:  sudo apt-get install -y nats-server',
+      '  macOS:          brew install nats-server',
+      '  Or download a release from https://github.com/nats-io/nats-server/releases',
+      '  and put it on PATH (or set NATS_SERVER_BIN). Any version from 2.9 on works.',
+    ].join('\n'),
+  );
+  process.exit(1);
+}
+
+export function ensureAll({ nats = true } = {}) {
+  ensureNode();
+  ensureDependencies();
+  if (nats) ensureNatsServer();
+}
+
+export function build() {
+  run(join(root, 'node_modules', '.bin', 'turbo'), ['run', 'build', '--output-logs=errors-only']);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  ensureAll();
+}

@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+// `npm start`: the whole Switchboard on this machine, one process per app with prefixed logs.
+// Uses NATS_URL when set; otherwise starts its own nats-server with JetStream, data in .data/.
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { connect as tcpConnect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { build, ensureAll, findNatsServer, root } from './ensure.mjs';
+
+const DEV = {
+  apiKey: 'sb_dev_0000000000000000000000000000',
+  jwtSecret: 'switchboard-dev-jwt-secret-do-not-use-in-production',
+};
+
+const env = process.env;
+const production = env.NODE_ENV === 'production';
+if (production && (!env.API_KEYS || !env.AUTH_JWT_SECRET)) {
+  console.error('✗ NODE_ENV=production: set API_KEYS and AUTH_JWT_SECRET; the development secrets are refused.');
+  process.exit(1);
+}
+
+ensureAll({ nats: !env.NATS_URL });
+build();
+
+const apiKey = env.API_KEYS?.split(',')[0]?.trim() || DEV.apiKey;
+const jwtSecret = env.AUTH_JWT_SECRET || DEV.jwtSecret;
+const edges = Number(env.EDGES ?? 2);
+const ports = {
+  pushApi: Number(env.PUSH_API_PORT ?? 3000),
+  presence: Number(env.PRESENCE_PORT ?? 3001),
+  edge: Number(env.EDGE_PORT ?? 3100),
+  nats: Number(env.START_NATS_PORT ?? 4223),
+};
+
+const colors = [36, 35, 33, 32, 34, 31, 96, 95];
+const children = [];
+let stopping = false;
+
+function prefixed(name, color, stream, out) {
+  let buf = '';
+  stream.on('data', (d) => {
+    buf += d.toString();
+    let i = buf.indexOf('\n');
+    while (i !== -1) {
+      out.write(`\x1b[${color}m${name.padEnd(9)}│\x1b[0m ${buf.slice(0, i)}\n`);
+      buf = buf.slice(i + 1);
+      i = buf.indexOf('\n');
+    }
+  });
+}
+
+function launch(name, cmd, args, extraEnv) {
+  const color = colors[children.length % colors.length];
+  const child = spawn(cmd, args, { cwd: root, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  prefixed(name, color, child.stdout, process.stdout);
+  prefixed(name, color, child.stderr, process.stderr);
+  child.on('exit', (code, signal) => {
+    if (stopping) return;
+    console.error(`✗ ${name} exited (${signal ?? code}); stopping the stack.`);
+    void shutdown(1);
+  });
+  children.push({ name, child });
+  return child;
+}
+
+function portFree(port) {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+function waitTcp(port, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const s = tcpConnect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve();
+      });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > deadline) reject(new Error(`nothing listens on ${port}`));
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
+}
+
+async function waitReady(url, name, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await fetch(url).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new Error(`${name} not ready at ${url}`);
+}
+
+async function shutdown(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  // Apps first (edges drain), NATS last.
+  const apps = children.filter((c) => c.name !== 'nats');
+  await Promise.all(apps.map(({ child }) => stop(child)));
+  await Promise.all(children.filter((c) => c.name === 'nats').map(({ child }) => stop(child)));
+  process.exit(code);
+}
+
+function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+
+let natsUrl = env.NATS_URL;
+if (!natsUrl) {
+  if (!(await portFree(ports.nats))) {
+    console.error(`✗ port ${ports.nats} is taken: set START_NATS_PORT, or NATS_URL to use a running server.`);
+    process.exit(1);
+  }
+  const store = join(root, '.data', 'nats');
+  mkdirSync(store, { recursive: true });
+  launch('nats', findNatsServer(), ['-a', '127.0.0.1', '-p', String(ports.nats), '-js', '-sd', store, '-n', 'switchboard-dev']);
+  await waitTcp(ports.nats);
+  natsUrl = `nats://127.0.0.1:${ports.nats}`;
+}
+
+const common = {
+  HOST: env.HOST ?? '127.0.0.1',
+  NATS_URL: natsUrl,
+  API_KEYS: env.API_KEYS || DEV.apiKey,
+  AUTH_JWT_SECRET: jwtSecret,
+  LOG_PRETTY: env.LOG_PRETTY ?? '1',
+  LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+};
+const node = process.execPath;
+const app = (name) => join(root, 'apps', name, 'dist', 'main.js');
+
+try {
+  launch('presence', node, [app('presence')], { ...common, PORT: String(ports.presence) });
+  launch('push-api', node, [app('push-api')], { ...common, PORT: String(ports.pushApi) });
+  const edgeUrls = [];
+  for (let i = 0; i < edges; i++) {
+    const port = ports.edge + i;
+    launch(`edge-${i + 1}`, node, [app('edge')], { ...common, PORT: String(port), NODE_ID: `edge-${i + 1}`, PUBLIC_URL: `http://127.0.0.1:${port}` });
+    edgeUrls.push(`http://127.0.0.1:${port}`);
+  }
+  launch('os-push', node, [app('os-push')], { ...common, PORT: String(ports.presence + 1) });
+  await Promise.all([
+    waitReady(`http://127.0.0.1:${ports.pushApi}/readyz`, 'push-api'),
+    waitReady(`http://127.0.0.1:${ports.presence}/readyz`, 'presence'),
+    ...edgeUrls.map((u, i) => waitReady(`${u}/readyz`, `edge-${i + 1}`)),
+  ]);
+  const devKey = apiKey === DEV.apiKey ? ' (development key)' : '';
+  console.log(`
+\x1b[1mSwitchboard is running.\x1b[0m
+  push API   http://127.0.0.1:${ports.pushApi}    (OpenAPI docs at /docs)
+  presence   http://127.0.0.1:${ports.presence}
+  edges      ${edgeUrls.join('  ')}
+  NATS       ${natsUrl}
+  API key    ${apiKey}${devKey}
+
+Try it in another terminal:
+  npm run client -- alice            # connects as user "alice" and prints what arrives
+  curl -s -X POST http://127.0.0.1:${ports.pushApi}/v1/messages \\
+    -H 'authorization: Bearer ${apiKey}' -H 'content-type: application/json' \\
+    -d '{"to":"alice","event":"dm.new","data":{"text":"hello"}}'
+  npm run token -- alice             # prints a client token for user "alice"
+
+Ctrl-C stops everything.
+`);
+} catch (err) {
+  console.error(`✗ ${err.message}`);
+  await shutdown(1);
+}
