@@ -88,3 +88,22 @@ describe('push-api errors', () => {
     expect(metrics).toMatch(/process_cpu_user_seconds_total/);
   });
 });
+
+describe('push-api docs', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start({ edges: 0 });
+  });
+  afterAll(() => stack?.close());
+
+  it('docs - the OpenAPI document is generated from the zod schemas and public', async () => {
+    const res = await fetch(`${stack.apiUrl}/docs/json`);
+    expect(res.status).toBe(200);
+    const doc = await res.json();
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/messages', '/v1/broadcast']));
+    expect(doc.components.schemas.SendMessageRequest.properties.to).toBeDefined();
+    expect(doc.components.schemas.SendMessageRequest.example).toMatchObject({ event: 'dm.new' });
+    expect((await fetch(`${stack.apiUrl}/docs`)).status).toBe(200);
+  });
+});

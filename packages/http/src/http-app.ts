@@ -11,6 +11,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { apiKeyAuth } from './api-key-auth.js';
+import { type DocsOptions, registerDocs } from './docs.js';
 import { errorHandler } from './error-handler.js';
 import { health } from './health.js';
 
@@ -21,6 +22,8 @@ export type HttpAppOptions = {
   bodyLimitBytes: number;
   readiness: Record<string, () => boolean>;
   registry: Registry;
+  /** OpenAPI document and UI at /docs. */
+  docs: DocsOptions;
 };
 
 export type HttpApp = FastifyInstance<
@@ -44,6 +47,7 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(errorHandler);
+  await registerDocs(app as unknown as FastifyInstance, options.docs);
   await app.register(health, { checks: options.readiness, registry: options.registry });
   await app.register(apiKeyAuth, { keys: options.apiKeys });
   return app as unknown as HttpApp;
