@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEY, Stack } from './support/stack.js';
+import { API_KEY, SECOND_API_KEY, Stack } from './support/stack.js';
 
 type ErrorJson = { error: { code: string; message: string; details?: Array<{ field: string }> } };
 
 describe('push-api errors', () => {
   let stack: Stack;
   beforeAll(async () => {
-    stack = await Stack.start({ edges: 1 });
+    stack = await Stack.start({ edges: 1, env: { BODY_LIMIT_BYTES: String(1024 * 1024) } });
   });
   afterAll(() => stack?.close());
 
@@ -28,7 +28,7 @@ describe('push-api errors', () => {
   });
 
   it('auth - every configured key works (rotation)', async () => {
-    const res = await stack.post('/v1/messages', { to: 'u', event: 'e' }, { authorization: 'Bearer second-api-key-for-rotation' });
+    const res = await stack.post('/v1/messages', { to: 'u', event: 'e' }, { authorization: `Bearer ${SECOND_API_KEY}` });
     expect(res.status).toBe(200);
   });
 

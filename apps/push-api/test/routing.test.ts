@@ -103,7 +103,7 @@ describe('push-api routing', () => {
     const socket = await stack.client('dave', 0);
     socket.close();
     await waitFor(async () => {
-      await stack.edges[0]!.flushPresence();
+      await stack.edges[0]!.node.flushPresence();
       const res = await stack.post('/v1/messages', { to: 'dave', event: 'x', data: 1 });
       return (await res.json()).results[0].status === 'dropped';
     });

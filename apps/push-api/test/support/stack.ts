@@ -1,42 +1,32 @@
 /**
  * An in-process Switchboard for tests: a real nats-server, N real edge nodes (each with
- * its own NATS connection, as separate processes would have) and the push API on real
- * HTTP. Everything opened here is closed by `close()`.
+ * its own NATS connection, as separate processes have) and the push API on real HTTP,
+ * all built from their real configs. `close()` closes everything opened here.
  */
-import type { AddressInfo } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { EdgeConfig } from '@switchboard/edge/config';
-import { EdgeNode } from '@switchboard/edge/edge-node';
-import { TokenVerifier } from '@switchboard/edge/token-verifier';
-import { createMetricsRegistry } from '@switchboard/http/health';
-import type { HttpApp } from '@switchboard/http/http-app';
-import { ensureFallbackStream, openPresenceBuckets } from '@switchboard/nats/provision';
-import { LeaseTable } from '@switchboard/presence-registry/lease-table';
-import { PresenceReader } from '@switchboard/presence-registry/presence-reader';
+import { loadConfig as loadEdgeConfig } from '@switchboard/edge/config';
+import { type RunningEdge, startEdge } from '@switchboard/edge/start-edge';
 import { NatsServer } from '@switchboard/testkit/nats-server';
 import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
 import { mintToken } from '@switchboard/testkit/tokens';
 import { pino } from 'pino';
-import { buildApp } from '../../src/app.js';
-import { DeliveryRouter } from '../../src/delivery-router.js';
-import { FallbackQueue } from '../../src/fallback-queue.js';
+import { loadConfig } from '../../src/config.js';
+import { type RunningPushApi, startPushApi } from '../../src/start-push-api.js';
 
 export const SECRET = 'test-secret-test-secret-test-secret-0123';
 export const API_KEY = 'test-api-key-0123456789';
+export const SECOND_API_KEY = 'second-api-key-for-rotation';
 export const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
-export type StackOptions = { edges?: number; leaseTtlMs?: number; nodeTimeoutMs?: number; bodyLimitBytes?: number };
+export type StackOptions = { edges?: number; leaseTtlMs?: number; env?: Record<string, string> };
 
 export class Stack {
   readonly nats: NatsServer;
-  readonly edges: EdgeNode[] = [];
-  readonly edgeConnections: NatsConnection[] = [];
-  readonly connections: NatsConnection[] = [];
+  readonly edges: RunningEdge[] = [];
   readonly clients: ClientSocket[] = [];
-  api!: HttpApp;
-  apiUrl = '';
-  leases!: LeaseTable;
+  readonly #spies: NatsConnection[] = [];
   readonly leaseTtlMs: number;
+  api!: RunningPushApi;
 
   private constructor(nats: NatsServer, leaseTtlMs: number) {
     this.nats = nats;
@@ -46,82 +36,58 @@ export class Stack {
   static async start(options: StackOptions = {}): Promise<Stack> {
     const stack = new Stack(await NatsServer.start(), options.leaseTtlMs ?? 3_000);
     for (let i = 0; i < (options.edges ?? 2); i++) await stack.addEdge(`edge-${i + 1}`);
-    const nc = await stack.connect('push-api');
-    const buckets = await openPresenceBuckets(nc, { replicas: 1, leaseTtlMs: stack.leaseTtlMs });
-    await ensureFallbackStream(nc, { replicas: 1 });
-    stack.leases = await LeaseTable.create({ kv: buckets.nodes, leaseTtlMs: stack.leaseTtlMs, log });
-    const router = new DeliveryRouter({
-      nc,
-      presence: new PresenceReader({ kv: buckets.users, leases: stack.leases }),
-      fallback: new FallbackQueue(nc),
-      log,
-      nodeTimeoutMs: options.nodeTimeoutMs ?? 1_000,
-      ackGraceMs: 500,
+    const config = loadConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      NATS_URL: stack.nats.url,
+      API_KEYS: `${API_KEY},${SECOND_API_KEY}`,
+      LEASE_TTL_MS: String(stack.leaseTtlMs),
+      ACK_GRACE_MS: '500',
+      ...options.env,
     });
-    stack.api = await buildApp({
-      apiKeys: [API_KEY, 'second-api-key-for-rotation'],
-      bodyLimitBytes: options.bodyLimitBytes ?? 1024 * 1024,
-      nc,
-      router,
-      logger: log,
-      registry: createMetricsRegistry('push-api'),
-      readiness: { nats: () => !nc.isClosed() },
-    });
-    await stack.api.listen({ port: 0, host: '127.0.0.1' });
-    stack.apiUrl = `http://127.0.0.1:${(stack.api.server.address() as AddressInfo).port}`;
+    stack.api = await startPushApi(config, log);
     return stack;
   }
 
+  get apiUrl(): string {
+    return this.api.url;
+  }
+
+  /** A separate NATS connection for the test itself (spying, stream reads). */
   async connect(name: string): Promise<NatsConnection> {
     const nc = await connect({ servers: this.nats.url, name });
-    this.connections.push(nc);
+    this.#spies.push(nc);
     return nc;
   }
 
-  async addEdge(nodeId: string): Promise<EdgeNode> {
-    const nc = await this.connect(nodeId);
-    const config: EdgeConfig = {
-      port: 0,
-      host: '127.0.0.1',
-      nodeId,
-      publicUrl: 'http://127.0.0.1',
-      natsServers: [this.nats.url],
-      natsReplicas: 1,
-      auth: { jwtSecret: SECRET },
-      leaseTtlMs: this.leaseTtlMs,
-      maxConnections: 10_000,
-      corsOrigins: '*',
-      logLevel: 'silent',
-    };
-    const buckets = await openPresenceBuckets(nc, { replicas: 1, leaseTtlMs: this.leaseTtlMs });
-    const edge = new EdgeNode({
-      config,
-      nc,
-      buckets,
-      verifier: await TokenVerifier.create({ jwtSecret: SECRET }),
-      log,
-      registry: createMetricsRegistry('edge'),
+  async addEdge(nodeId: string): Promise<RunningEdge> {
+    const config = loadEdgeConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      NODE_ID: nodeId,
+      NATS_URL: this.nats.url,
+      AUTH_JWT_SECRET: SECRET,
+      LEASE_TTL_MS: String(this.leaseTtlMs),
     });
-    await edge.start();
+    const edge = await startEdge(config, log);
     this.edges.push(edge);
-    this.edgeConnections.push(nc);
     return edge;
   }
 
   /** Cuts edge `i` off NATS without a goodbye: its lease stays until the TTL, requests find no responder. */
   async crashEdge(i: number): Promise<void> {
-    await this.edgeConnections[i]!.close();
+    await this.edges[i]!.nc.close();
   }
 
   edgeUrl(i: number): string {
-    return `http://127.0.0.1:${this.edges[i]!.port}`;
+    return `http://127.0.0.1:${this.edges[i]!.node.port}`;
   }
 
   /** Connects a user to edge `i` and waits until its presence is written. */
   async client(userId: string, edge: number): Promise<ClientSocket> {
     const socket = await connectClient(this.edgeUrl(edge), { token: await mintToken({ sub: userId, secret: SECRET }) });
     this.clients.push(socket);
-    await this.edges[edge]!.flushPresence();
+    await this.edges[edge]!.node.flushPresence();
     return socket;
   }
 
@@ -135,10 +101,9 @@ export class Stack {
 
   async close(): Promise<void> {
     for (const c of this.clients) c.close();
-    await this.api?.close();
-    this.leases?.stop();
+    await this.api?.stop().catch(() => {});
     for (const e of this.edges) await e.stop().catch(() => {});
-    await Promise.all(this.connections.map((nc) => nc.close()));
+    await Promise.all(this.#spies.map((nc) => nc.close()));
     await this.nats.stop();
   }
 }

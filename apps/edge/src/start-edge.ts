@@ -1,0 +1,32 @@
+/** Builds and starts one edge node from its config: what `main.ts` runs and tests reuse. */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createMetricsRegistry } from '@switchboard/http/health';
+import { connectNats } from '@switchboard/nats/connection';
+import { openPresenceBuckets } from '@switchboard/nats/provision';
+import type { Logger } from 'pino';
+import type { EdgeConfig } from './config.js';
+import { EdgeNode } from './edge-node.js';
+import { TokenVerifier } from './token-verifier.js';
+
+export type RunningEdge = { node: EdgeNode; nc: NatsConnection; stop(): Promise<void> };
+
+export async function startEdge(config: EdgeConfig, log: Logger): Promise<RunningEdge> {
+  const nc = await connectNats({ servers: config.natsServers, name: `edge-${config.nodeId}`, log });
+  try {
+    const buckets = await openPresenceBuckets(nc, { replicas: config.natsReplicas, leaseTtlMs: config.leaseTtlMs });
+    const verifier = await TokenVerifier.create(config.auth);
+    const node = new EdgeNode({ config, nc, buckets, verifier, log, registry: createMetricsRegistry('edge') });
+    await node.start();
+    return {
+      node,
+      nc,
+      async stop() {
+        await node.stop();
+        await nc.drain();
+      },
+    };
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+}

@@ -1,0 +1,45 @@
+/** Builds and starts the presence service from its config: what `main.ts` runs and tests reuse. */
+import type { AddressInfo } from 'node:net';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createMetricsRegistry } from '@switchboard/http/health';
+import type { HttpApp } from '@switchboard/http/http-app';
+import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
+import { openPresenceBuckets } from '@switchboard/nats/provision';
+import { LeaseTable } from '@switchboard/presence-registry/lease-table';
+import { PresenceReader } from '@switchboard/presence-registry/presence-reader';
+import type { Logger } from 'pino';
+import { buildApp } from './app.js';
+import type { PresenceConfig } from './config.js';
+
+export type RunningPresence = { app: HttpApp; nc: NatsConnection; url: string; stop(): Promise<void> };
+
+export async function startPresence(config: PresenceConfig, log: Logger): Promise<RunningPresence> {
+  const nc = await connectNats({ servers: config.natsServers, name: 'presence', log });
+  try {
+    const health = new ConnectionHealth(nc);
+    const buckets = await openPresenceBuckets(nc, { replicas: config.natsReplicas, leaseTtlMs: config.leaseTtlMs });
+    const leases = await LeaseTable.create({ kv: buckets.nodes, leaseTtlMs: config.leaseTtlMs, log });
+    const app = await buildApp({
+      apiKeys: config.apiKeys,
+      presence: new PresenceReader({ kv: buckets.users, leases }),
+      logger: log,
+      registry: createMetricsRegistry('presence'),
+      readiness: { nats: () => health.connected },
+    });
+    app.addHook('onClose', async () => leases.stop());
+    await app.listen({ port: config.port, host: config.host });
+    const { port } = app.server.address() as AddressInfo;
+    return {
+      app,
+      nc,
+      url: `http://127.0.0.1:${port}`,
+      async stop() {
+        await app.close();
+        await nc.drain();
+      },
+    };
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+}

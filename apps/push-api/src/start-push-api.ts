@@ -1,0 +1,58 @@
+/** Builds and starts the push API from its config: what `main.ts` runs and tests reuse. */
+import type { AddressInfo } from 'node:net';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createMetricsRegistry } from '@switchboard/http/health';
+import type { HttpApp } from '@switchboard/http/http-app';
+import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
+import { ensureFallbackStream, openPresenceBuckets } from '@switchboard/nats/provision';
+import { LeaseTable } from '@switchboard/presence-registry/lease-table';
+import { PresenceReader } from '@switchboard/presence-registry/presence-reader';
+import type { Logger } from 'pino';
+import { buildApp } from './app.js';
+import type { PushApiConfig } from './config.js';
+import { DeliveryRouter } from './delivery-router.js';
+import { FallbackQueue } from './fallback-queue.js';
+
+export type RunningPushApi = { app: HttpApp; nc: NatsConnection; url: string; stop(): Promise<void> };
+
+export async function startPushApi(config: PushApiConfig, log: Logger): Promise<RunningPushApi> {
+  const nc = await connectNats({ servers: config.natsServers, name: 'push-api', log });
+  try {
+    const health = new ConnectionHealth(nc);
+    const buckets = await openPresenceBuckets(nc, { replicas: config.natsReplicas, leaseTtlMs: config.leaseTtlMs });
+    await ensureFallbackStream(nc, { replicas: config.natsReplicas });
+    const leases = await LeaseTable.create({ kv: buckets.nodes, leaseTtlMs: config.leaseTtlMs, log });
+    const router = new DeliveryRouter({
+      nc,
+      presence: new PresenceReader({ kv: buckets.users, leases }),
+      fallback: new FallbackQueue(nc),
+      log,
+      nodeTimeoutMs: config.nodeTimeoutMs,
+      ackGraceMs: config.ackGraceMs,
+    });
+    const app = await buildApp({
+      apiKeys: config.apiKeys,
+      bodyLimitBytes: config.bodyLimitBytes,
+      nc,
+      router,
+      logger: log,
+      registry: createMetricsRegistry('push-api'),
+      readiness: { nats: () => health.connected },
+    });
+    app.addHook('onClose', async () => leases.stop());
+    await app.listen({ port: config.port, host: config.host });
+    const { port } = app.server.address() as AddressInfo;
+    return {
+      app,
+      nc,
+      url: `http://127.0.0.1:${port}`,
+      async stop() {
+        await app.close();
+        await nc.drain();
+      },
+    };
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+}
