@@ -41,6 +41,8 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
     // One log line per request is too much on the hot path; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // User ids of up to 256 bytes, percent-encoded, fit in a path parameter.
+    routerOptions: { maxParamLength: 1024 },
   }).withTypeProvider<ZodTypeProvider>();
   // JSON only: anything else is 415 rather than a string body that fails validation.
   app.removeContentTypeParser(['text/plain']);

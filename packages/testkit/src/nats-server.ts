@@ -20,11 +20,16 @@ export class NatsServerNotFoundError extends Error {
   }
 }
 
+const DEFAULT_DIRS = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin'];
+
 /** Path of the nats-server binary: NATS_SERVER_BIN, then PATH, /usr/sbin, /usr/local/bin. */
-export function findNatsServer(): string {
-  const fromEnv = process.env.NATS_SERVER_BIN;
+export function findNatsServer(
+  options: { env?: Record<string, string | undefined>; extraDirs?: string[] } = {},
+): string {
+  const env = options.env ?? process.env;
+  const fromEnv = env.NATS_SERVER_BIN;
   if (fromEnv && existsSync(fromEnv)) return fromEnv;
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin'];
+  const dirs = [...(env.PATH ?? '').split(delimiter), ...(options.extraDirs ?? DEFAULT_DIRS)];
   for (const dir of dirs) {
     const p = join(dir, 'nats-server');
     if (dir && existsSync(p)) return p;
