@@ -18,7 +18,9 @@ const token = await new SignJWT({})
   .sign(new TextEncoder().encode(secret));
 
 const socket = io(url, { auth: { token }, transports: ['websocket'] });
-socket.on('connect', () => console.log(`connected to ${url} as ${JSON.stringify(userId)} (socket ${socket.id})`));
+socket.on('connect', () =>
+  console.log(`connected to ${url} as ${JSON.stringify(userId)} (socket ${socket.id})`),
+);
 socket.on('connect_error', (err) => console.error(`connect_error: ${err.message}`));
 socket.on('disconnect', (reason) => console.log(`disconnected: ${reason}`));
 socket.onAny((event, data, meta, ack) => {

@@ -22,7 +22,9 @@ function run(cmd, args, opts = {}) {
 export function ensureNode() {
   const [major, minor] = process.versions.node.split('.').map(Number);
   if (major < 20 || (major === 20 && minor < 11)) {
-    console.error(`✗ Node ${process.versions.node} is too old: Switchboard needs Node 20.11 or newer.`);
+    console.error(
+      `✗ Node ${process.versions.node} is too old: Switchboard needs Node 20.11 or newer.`,
+    );
     process.exit(1);
   }
 }
@@ -30,19 +32,29 @@ export function ensureNode() {
 export function ensureDependencies() {
   const lock = join(root, 'package-lock.json');
   const stamp = join(root, 'node_modules', '.switchboard-lock-hash');
-  const want = existsSync(lock) ? createHash('sha256').update(readFileSync(lock)).digest('hex') : 'no-lock';
+  const want = existsSync(lock)
+    ? createHash('sha256').update(readFileSync(lock)).digest('hex')
+    : 'no-lock';
   const have = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
   if (have === want && existsSync(join(root, 'node_modules', '.bin', 'turbo'))) return;
   console.log('• installing npm dependencies…');
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  run(npm, existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund']);
+  run(
+    npm,
+    existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'],
+  );
   writeFileSync(stamp, `${want}\n`);
 }
 
 export function findNatsServer() {
   const fromEnv = process.env.NATS_SERVER_BIN;
   if (fromEnv && existsSync(fromEnv)) return fromEnv;
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin'];
+  const dirs = [
+    ...(process.env.PATH ?? '').split(delimiter),
+    '/usr/sbin',
+    '/usr/local/sbin',
+    '/usr/local/bin',
+  ];
   for (const dir of dirs) {
     if (dir && existsSync(join(dir, 'nats-server'))) return join(dir, 'nats-server');
   }

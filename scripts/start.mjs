@@ -3,7 +3,7 @@
 // Uses NATS_URL when set; otherwise starts its own nats-server with JetStream, data in .data/.
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { connect as tcpConnect, createServer } from 'node:net';
+import { createServer, connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { build, ensureAll, findNatsServer, root } from './ensure.mjs';
 
@@ -15,7 +15,9 @@ const DEV = {
 const env = process.env;
 const production = env.NODE_ENV === 'production';
 if (production && (!env.API_KEYS || !env.AUTH_JWT_SECRET)) {
-  console.error('✗ NODE_ENV=production: set API_KEYS and AUTH_JWT_SECRET; the development secrets are refused.');
+  console.error(
+    '✗ NODE_ENV=production: set API_KEYS and AUTH_JWT_SECRET; the development secrets are refused.',
+  );
   process.exit(1);
 }
 
@@ -51,7 +53,11 @@ function prefixed(name, color, stream, out) {
 
 function launch(name, cmd, args, extraEnv) {
   const color = colors[children.length % colors.length];
-  const child = spawn(cmd, args, { cwd: root, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, {
+    cwd: root,
+    env: { ...env, ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   prefixed(name, color, child.stdout, process.stdout);
   prefixed(name, color, child.stderr, process.stderr);
   child.on('exit', (code, signal) => {
@@ -93,7 +99,10 @@ function waitTcp(port, timeoutMs = 15_000) {
 async function waitReady(url, name, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const ok = await fetch(url).then((r) => r.ok, () => false);
+    const ok = await fetch(url).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
     await new Promise((r) => setTimeout(r, 150));
   }
@@ -128,12 +137,24 @@ process.on('SIGTERM', () => void shutdown(0));
 let natsUrl = env.NATS_URL;
 if (!natsUrl) {
   if (!(await portFree(ports.nats))) {
-    console.error(`✗ port ${ports.nats} is taken: set START_NATS_PORT, or NATS_URL to use a running server.`);
+    console.error(
+      `✗ port ${ports.nats} is taken: set START_NATS_PORT, or NATS_URL to use a running server.`,
+    );
     process.exit(1);
   }
   const store = join(root, '.data', 'nats');
   mkdirSync(store, { recursive: true });
-  launch('nats', findNatsServer(), ['-a', '127.0.0.1', '-p', String(ports.nats), '-js', '-sd', store, '-n', 'switchboard-dev']);
+  launch('nats', findNatsServer(), [
+    '-a',
+    '127.0.0.1',
+    '-p',
+    String(ports.nats),
+    '-js',
+    '-sd',
+    store,
+    '-n',
+    'switchboard-dev',
+  ]);
   await waitTcp(ports.nats);
   natsUrl = `nats://127.0.0.1:${ports.nats}`;
 }
@@ -155,7 +176,12 @@ try {
   const edgeUrls = [];
   for (let i = 0; i < edges; i++) {
     const port = ports.edge + i;
-    launch(`edge-${i + 1}`, node, [app('edge')], { ...common, PORT: String(port), NODE_ID: `edge-${i + 1}`, PUBLIC_URL: `http://127.0.0.1:${port}` });
+    launch(`edge-${i + 1}`, node, [app('edge')], {
+      ...common,
+      PORT: String(port),
+      NODE_ID: `edge-${i + 1}`,
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+    });
     edgeUrls.push(`http://127.0.0.1:${port}`);
   }
   launch('os-push', node, [app('os-push')], { ...common, PORT: String(ports.presence + 1) });

@@ -5,8 +5,9 @@ import {
   durationMs,
   isProduction,
   logLevel,
-  natsReplicas,
-  natsServers,
+  type NatsSettings,
+  natsSettings,
+  natsShape,
   port,
   secret,
 } from '@switchboard/config/fields';
@@ -20,8 +21,7 @@ export type EdgeConfig = {
   nodeId: string;
   /** Address clients reach this node at, written into the lease. */
   publicUrl: string;
-  natsServers: string[];
-  natsReplicas: number;
+  nats: NatsSettings;
   auth: {
     jwtSecret?: string;
     publicKeyPem?: string;
@@ -43,12 +43,17 @@ export function loadConfig(env: Env): EdgeConfig {
     {
       PORT: port(3100),
       HOST: z.string().default('0.0.0.0'),
-      NODE_ID: z.string().regex(NODE_ID_PATTERN, 'must be 1-64 characters of [A-Za-z0-9_-]').optional(),
+      NODE_ID: z
+        .string()
+        .regex(NODE_ID_PATTERN, 'must be 1-64 characters of [A-Za-z0-9_-]')
+        .optional(),
       PUBLIC_URL: z.url().optional(),
-      NATS_URL: natsServers,
-      NATS_REPLICAS: natsReplicas,
+      ...natsShape,
       AUTH_JWT_SECRET: secret(prod, 32).optional(),
-      AUTH_PUBLIC_KEY: z.string().includes('BEGIN PUBLIC KEY', { message: 'must be a PEM public key' }).optional(),
+      AUTH_PUBLIC_KEY: z
+        .string()
+        .includes('BEGIN PUBLIC KEY', { message: 'must be a PEM public key' })
+        .optional(),
       AUTH_JWKS_URL: z.url().optional(),
       AUTH_ISSUER: z.string().optional(),
       AUTH_AUDIENCE: z.string().optional(),
@@ -69,8 +74,7 @@ export function loadConfig(env: Env): EdgeConfig {
     host: e.HOST,
     nodeId,
     publicUrl: e.PUBLIC_URL ?? `http://${hostname()}:${e.PORT}`,
-    natsServers: e.NATS_URL,
-    natsReplicas: e.NATS_REPLICAS,
+    nats: natsSettings(e),
     auth: {
       jwtSecret: e.AUTH_JWT_SECRET,
       publicKeyPem: e.AUTH_PUBLIC_KEY,

@@ -7,12 +7,23 @@
  * envelope's `ackTimeoutMs`.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ConnectionHealth } from '@switchboard/nats/connection';
 import type { PresenceBuckets } from '@switchboard/nats/provision';
-import { BroadcastEnvelope, DeliveryEnvelope, type NodeReply } from '@switchboard/protocol/delivery';
+import { NodeLease } from '@switchboard/presence-registry/node-lease';
+import { UserRegistrar } from '@switchboard/presence-registry/user-registrar';
+import {
+  BroadcastEnvelope,
+  DeliveryEnvelope,
+  type NodeReply,
+} from '@switchboard/protocol/delivery';
 import {
   type ClientToServerEvents,
   ConnectErrors,
@@ -21,8 +32,6 @@ import {
   type SocketData,
 } from '@switchboard/protocol/socket';
 import { nodeSubject, Subjects } from '@switchboard/protocol/subjects';
-import { NodeLease } from '@switchboard/presence-registry/node-lease';
-import { UserRegistrar } from '@switchboard/presence-registry/user-registrar';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { Server, type Socket } from 'socket.io';
@@ -74,7 +83,12 @@ export class EdgeNode {
       connections: () => this.#sockets.connections,
       log,
     });
-    this.#registrar = new UserRegistrar({ kv: buckets.users, nodeId: this.nodeId, epoch: this.epoch, log });
+    this.#registrar = new UserRegistrar({
+      kv: buckets.users,
+      nodeId: this.nodeId,
+      epoch: this.epoch,
+      log,
+    });
     this.#http = createServer((req, res) => void this.#serveHttp(req, res));
     this.#io = new Server(this.#http, {
       cors: { origin: config.corsOrigins === '*' ? '*' : config.corsOrigins },
@@ -101,11 +115,18 @@ export class EdgeNode {
     await this.#lease.start();
     const { nc } = this.#o;
     this.#subs.push(
-      nc.subscribe(nodeSubject(this.nodeId), { callback: (err, msg) => (err ? this.#subError(err) : void this.#onDelivery(msg)) }),
-      nc.subscribe(Subjects.broadcast, { callback: (err, msg) => (err ? this.#subError(err) : this.#onBroadcast(msg)) }),
+      nc.subscribe(nodeSubject(this.nodeId), {
+        callback: (err, msg) => (err ? this.#subError(err) : void this.#onDelivery(msg)),
+      }),
+      nc.subscribe(Subjects.broadcast, {
+        callback: (err, msg) => (err ? this.#subError(err) : this.#onBroadcast(msg)),
+      }),
     );
     await nc.flush();
-    this.#o.log.info({ nodeId: this.nodeId, epoch: this.epoch, port: this.port }, 'edge node ready');
+    this.#o.log.info(
+      { nodeId: this.nodeId, epoch: this.epoch, port: this.port },
+      'edge node ready',
+    );
   }
 
   /** The bound port (useful with PORT=0). */
@@ -131,7 +152,9 @@ export class EdgeNode {
     if (this.#draining) return;
     this.#draining = true;
     const { log } = this.#o;
-    await this.#lease.markDraining().catch((err: unknown) => log.warn({ err }, 'could not mark lease draining'));
+    await this.#lease
+      .markDraining()
+      .catch((err: unknown) => log.warn({ err }, 'could not mark lease draining'));
     this.#http.close();
     for (const socket of this.#io.of('/').sockets.values()) {
       // Closing the transport (not socket.disconnect()) makes clients reconnect.
@@ -155,7 +178,8 @@ export class EdgeNode {
       next();
     } catch (err) {
       this.#metrics.rejected.inc({ reason: ConnectErrors.unauthorized });
-      if (!(err instanceof InvalidTokenError)) this.#o.log.error({ err }, 'token verification failed');
+      if (!(err instanceof InvalidTokenError))
+        this.#o.log.error({ err }, 'token verification failed');
       next(new Error(ConnectErrors.unauthorized));
     }
   }
@@ -218,7 +242,11 @@ export class EdgeNode {
     if (path === '/readyz') {
       const checks = { nats: this.#health.connected, draining: !this.#draining };
       const ready = checks.nats && checks.draining;
-      return json(ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks, nodeId: this.nodeId });
+      return json(ready ? 200 : 503, {
+        status: ready ? 'ready' : 'not ready',
+        checks,
+        nodeId: this.nodeId,
+      });
     }
     if (path === '/metrics') {
       const body = await this.#o.registry.metrics();

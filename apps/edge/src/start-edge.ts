@@ -11,11 +11,21 @@ import { TokenVerifier } from './token-verifier.js';
 export type RunningEdge = { node: EdgeNode; nc: NatsConnection; stop(): Promise<void> };
 
 export async function startEdge(config: EdgeConfig, log: Logger): Promise<RunningEdge> {
-  const nc = await connectNats({ servers: config.natsServers, name: `edge-${config.nodeId}`, log });
+  const nc = await connectNats({ ...config.nats, name: `edge-${config.nodeId}`, log });
   try {
-    const buckets = await openPresenceBuckets(nc, { replicas: config.natsReplicas, leaseTtlMs: config.leaseTtlMs });
+    const buckets = await openPresenceBuckets(nc, {
+      replicas: config.nats.replicas,
+      leaseTtlMs: config.leaseTtlMs,
+    });
     const verifier = await TokenVerifier.create(config.auth);
-    const node = new EdgeNode({ config, nc, buckets, verifier, log, registry: createMetricsRegistry('edge') });
+    const node = new EdgeNode({
+      config,
+      nc,
+      buckets,
+      verifier,
+      log,
+      registry: createMetricsRegistry('edge'),
+    });
     await node.start();
     return {
       node,

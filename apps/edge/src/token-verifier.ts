@@ -3,8 +3,9 @@
  * the `sub` claim; `exp` is required. HS256 with a shared secret, or RS256/ES256 with a
  * PEM public key or a JWKS URL.
  */
-import { MAX_USER_ID_BYTES } from '@switchboard/protocol/user-key';
+
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { MAX_USER_ID_BYTES } from '@switchboard/protocol/user-key';
 import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from 'jose';
 
 export class InvalidTokenError extends Error {
@@ -39,7 +40,11 @@ export class TokenVerifier {
 
   static async create(options: TokenVerifierOptions): Promise<TokenVerifier> {
     if (options.jwksUrl) {
-      return new TokenVerifier(createRemoteJWKSet(new URL(options.jwksUrl)), ['RS256', 'ES256'], options);
+      return new TokenVerifier(
+        createRemoteJWKSet(new URL(options.jwksUrl)),
+        ['RS256', 'ES256'],
+        options,
+      );
     }
     if (options.publicKeyPem) {
       const key = createPublicKey(options.publicKeyPem);
@@ -54,7 +59,8 @@ export class TokenVerifier {
 
   /** The user id of a valid token; throws {@link InvalidTokenError} otherwise. */
   async verify(token: unknown): Promise<string> {
-    if (typeof token !== 'string' || token.length === 0) throw new InvalidTokenError('missing token');
+    if (typeof token !== 'string' || token.length === 0)
+      throw new InvalidTokenError('missing token');
     try {
       const { payload } = await jwtVerify(token, this.#key as Uint8Array, {
         algorithms: this.#algorithms,

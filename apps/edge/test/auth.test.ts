@@ -1,5 +1,5 @@
-import { createMetricsRegistry } from '@switchboard/http/health';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createMetricsRegistry } from '@switchboard/http/health';
 import { openPresenceBuckets } from '@switchboard/nats/provision';
 import { NatsServer } from '@switchboard/testkit/nats-server';
 import { connectClient } from '@switchboard/testkit/socket-client';
@@ -27,8 +27,7 @@ describe('edge auth', () => {
       host: '127.0.0.1',
       nodeId: 'auth-edge',
       publicUrl: 'http://127.0.0.1',
-      natsServers: [nats.url],
-      natsReplicas: 1,
+      nats: { servers: [nats.url], replicas: 1 },
       auth: { jwtSecret: SECRET },
       leaseTtlMs: 3_000,
       maxConnections: 2,
@@ -84,12 +83,17 @@ describe('edge auth', () => {
     await rejected(token);
   });
   it('auth - a token without exp gets connect_error unauthorized', async () => {
-    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').sign(new TextEncoder().encode(SECRET));
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('u1')
+      .sign(new TextEncoder().encode(SECRET));
     await rejected(token);
   });
   it('auth - alg none is refused', async () => {
     const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-    await rejected(`${b64({ alg: 'none' })}.${b64({ sub: 'u1', exp: Math.floor(Date.now() / 1000) + 60 })}.`);
+    await rejected(
+      `${b64({ alg: 'none' })}.${b64({ sub: 'u1', exp: Math.floor(Date.now() / 1000) + 60 })}.`,
+    );
   });
 
   it('admission - connections over the limit get connect_error overloaded', async () => {
@@ -104,8 +108,13 @@ describe('edge auth', () => {
 
   it('http - health, readiness, metrics and a JSON 404', async () => {
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
-    expect(await (await fetch(`${url}/readyz`)).json()).toMatchObject({ status: 'ready', nodeId: 'auth-edge' });
-    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/switchboard_edge_connections_rejected_total\{reason="unauthorized"/);
+    expect(await (await fetch(`${url}/readyz`)).json()).toMatchObject({
+      status: 'ready',
+      nodeId: 'auth-edge',
+    });
+    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(
+      /switchboard_edge_connections_rejected_total\{reason="unauthorized"/,
+    );
     const nf = await fetch(`${url}/nope`);
     expect(nf.status).toBe(404);
     expect((await nf.json()).error.code).toBe('not_found');

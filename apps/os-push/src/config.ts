@@ -1,13 +1,19 @@
 /** OS push worker configuration from the environment. */
-import { commaList, logLevel, natsReplicas, natsServers, port } from '@switchboard/config/fields';
+import {
+  commaList,
+  logLevel,
+  type NatsSettings,
+  natsSettings,
+  natsShape,
+  port,
+} from '@switchboard/config/fields';
 import { type Env, readEnv } from '@switchboard/config/load';
 import { z } from 'zod';
 
 export type OsPushConfig = {
   port: number;
   host: string;
-  natsServers: string[];
-  natsReplicas: number;
+  nats: NatsSettings;
   webhookAllowedHosts: string[];
   logLevel: z.infer<typeof logLevel>;
 };
@@ -17,8 +23,7 @@ export function loadConfig(env: Env): OsPushConfig {
     {
       PORT: port(3002),
       HOST: z.string().default('0.0.0.0'),
-      NATS_URL: natsServers,
-      NATS_REPLICAS: natsReplicas,
+      ...natsShape,
       WEBHOOK_ALLOWED_HOSTS: commaList().optional(),
       LOG_LEVEL: logLevel,
     },
@@ -27,8 +32,7 @@ export function loadConfig(env: Env): OsPushConfig {
   return {
     port: e.PORT,
     host: e.HOST,
-    natsServers: e.NATS_URL,
-    natsReplicas: e.NATS_REPLICAS,
+    nats: natsSettings(e),
     webhookAllowedHosts: e.WEBHOOK_ALLOWED_HOSTS ?? [],
     logLevel: e.LOG_LEVEL,
   };

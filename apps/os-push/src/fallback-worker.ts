@@ -58,7 +58,10 @@ export class FallbackWorker {
           await this.#o.send(message);
           m.ack();
         } catch (err) {
-          this.#o.log.warn({ err, id: message.id, userId: message.userId }, 'fallback send failed, will retry');
+          this.#o.log.warn(
+            { err, id: message.id, userId: message.userId },
+            'fallback send failed, will retry',
+          );
           m.nak(this.#o.retryDelayMs ?? 5_000);
         }
       }

@@ -20,7 +20,11 @@ export async function buildApp(options: BuildAppOptions): Promise<HttpApp> {
     bodyLimitBytes: 256 * 1024,
     readiness: options.readiness,
     registry: options.registry,
-    docs: { title: 'Switchboard presence API', description: 'Who is online, on which nodes, and when they were last seen.', version: '1.0.0' },
+    docs: {
+      title: 'Switchboard presence API',
+      description: 'Who is online, on which nodes, and when they were last seen.',
+      version: '1.0.0',
+    },
   });
   await app.register(presenceRoutes, { presence: options.presence });
   return app;

@@ -1,13 +1,21 @@
 /** Presence service configuration from the environment. */
-import { apiKeys, durationMs, isProduction, logLevel, natsReplicas, natsServers, port } from '@switchboard/config/fields';
+import {
+  apiKeys,
+  durationMs,
+  isProduction,
+  logLevel,
+  type NatsSettings,
+  natsSettings,
+  natsShape,
+  port,
+} from '@switchboard/config/fields';
 import { type Env, readEnv } from '@switchboard/config/load';
 import { z } from 'zod';
 
 export type PresenceConfig = {
   port: number;
   host: string;
-  natsServers: string[];
-  natsReplicas: number;
+  nats: NatsSettings;
   apiKeys: string[];
   leaseTtlMs: number;
   logLevel: z.infer<typeof logLevel>;
@@ -18,8 +26,7 @@ export function loadConfig(env: Env): PresenceConfig {
     {
       PORT: port(3001),
       HOST: z.string().default('0.0.0.0'),
-      NATS_URL: natsServers,
-      NATS_REPLICAS: natsReplicas,
+      ...natsShape,
       API_KEYS: apiKeys(isProduction(env)),
       LEASE_TTL_MS: durationMs(10_000, 1_000, 300_000),
       LOG_LEVEL: logLevel,
@@ -29,8 +36,7 @@ export function loadConfig(env: Env): PresenceConfig {
   return {
     port: e.PORT,
     host: e.HOST,
-    natsServers: e.NATS_URL,
-    natsReplicas: e.NATS_REPLICAS,
+    nats: natsSettings(e),
     apiKeys: e.API_KEYS,
     leaseTtlMs: e.LEASE_TTL_MS,
     logLevel: e.LOG_LEVEL,

@@ -11,14 +11,26 @@ import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { PresenceConfig } from './config.js';
 
-export type RunningPresence = { app: HttpApp; nc: NatsConnection; url: string; stop(): Promise<void> };
+export type RunningPresence = {
+  app: HttpApp;
+  nc: NatsConnection;
+  url: string;
+  stop(): Promise<void>;
+};
 
 export async function startPresence(config: PresenceConfig, log: Logger): Promise<RunningPresence> {
-  const nc = await connectNats({ servers: config.natsServers, name: 'presence', log });
+  const nc = await connectNats({ ...config.nats, name: 'presence', log });
   try {
     const health = new ConnectionHealth(nc);
-    const buckets = await openPresenceBuckets(nc, { replicas: config.natsReplicas, leaseTtlMs: config.leaseTtlMs });
-    const leases = await LeaseTable.create({ kv: buckets.nodes, leaseTtlMs: config.leaseTtlMs, log });
+    const buckets = await openPresenceBuckets(nc, {
+      replicas: config.nats.replicas,
+      leaseTtlMs: config.leaseTtlMs,
+    });
+    const leases = await LeaseTable.create({
+      kv: buckets.nodes,
+      leaseTtlMs: config.leaseTtlMs,
+      log,
+    });
     const app = await buildApp({
       apiKeys: config.apiKeys,
       presence: new PresenceReader({ kv: buckets.users, leases }),

@@ -26,7 +26,8 @@ describe('presence API', () => {
     await edges[edge]!.node.flushPresence();
     return s;
   };
-  const get = (path: string, key = API_KEY) => fetch(`${presence.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
+  const get = (path: string, key = API_KEY) =>
+    fetch(`${presence.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
   const post = (path: string, body: unknown) =>
     fetch(`${presence.url}${path}`, {
       method: 'POST',
@@ -39,13 +40,26 @@ describe('presence API', () => {
     for (const nodeId of ['p-edge-1', 'p-edge-2']) {
       edges.push(
         await startEdge(
-          loadEdgeConfig({ PORT: '0', HOST: '127.0.0.1', NODE_ID: nodeId, NATS_URL: nats.url, AUTH_JWT_SECRET: SECRET, LEASE_TTL_MS: '3000' }),
+          loadEdgeConfig({
+            PORT: '0',
+            HOST: '127.0.0.1',
+            NODE_ID: nodeId,
+            NATS_URL: nats.url,
+            AUTH_JWT_SECRET: SECRET,
+            LEASE_TTL_MS: '3000',
+          }),
           log,
         ),
       );
     }
     presence = await startPresence(
-      loadConfig({ PORT: '0', HOST: '127.0.0.1', NATS_URL: nats.url, API_KEYS: API_KEY, LEASE_TTL_MS: '3000' }),
+      loadConfig({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        NATS_URL: nats.url,
+        API_KEYS: API_KEY,
+        LEASE_TTL_MS: '3000',
+      }),
       log,
     );
   });
@@ -60,9 +74,15 @@ describe('presence API', () => {
     const phone = await client('multi@example.com', 0);
     const tab1 = await client('multi@example.com', 1);
     const tab2 = await client('multi@example.com', 1);
-    const view = await (await get(`/v1/presence/${encodeURIComponent('multi@example.com')}`)).json();
+    const view = await (
+      await get(`/v1/presence/${encodeURIComponent('multi@example.com')}`)
+    ).json();
     expect(view).toMatchObject({ userId: 'multi@example.com', online: true, connections: 3 });
-    expect(view.nodes.map((n: { nodeId: string; connections: number }) => [n.nodeId, n.connections]).sort()).toEqual([
+    expect(
+      view.nodes
+        .map((n: { nodeId: string; connections: number }) => [n.nodeId, n.connections])
+        .sort(),
+    ).toEqual([
       ['p-edge-1', 1],
       ['p-edge-2', 2],
     ]);
@@ -71,13 +91,21 @@ describe('presence API', () => {
     tab2.close();
     await new Promise((r) => setTimeout(r, 50));
     await edges[1]!.node.flushPresence();
-    const after = await (await get(`/v1/presence/${encodeURIComponent('multi@example.com')}`)).json();
-    expect(after).toMatchObject({ online: true, connections: 1, nodes: [{ nodeId: 'p-edge-1', connections: 1 }] });
+    const after = await (
+      await get(`/v1/presence/${encodeURIComponent('multi@example.com')}`)
+    ).json();
+    expect(after).toMatchObject({
+      online: true,
+      connections: 1,
+      nodes: [{ nodeId: 'p-edge-1', connections: 1 }],
+    });
 
     phone.close();
     await new Promise((r) => setTimeout(r, 50));
     await edges[0]!.node.flushPresence();
-    const gone = await (await get(`/v1/presence/${encodeURIComponent('multi@example.com')}`)).json();
+    const gone = await (
+      await get(`/v1/presence/${encodeURIComponent('multi@example.com')}`)
+    ).json();
     expect(gone).toMatchObject({ online: false, connections: 0, nodes: [] });
     expect(gone.lastSeen).toBeGreaterThan(Date.now() - 10_000);
   });
@@ -93,7 +121,11 @@ describe('presence API', () => {
     const res = await post('/v1/presence/query', { userIds: ['q1', 'q2', 'q3'] });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
-      users: { q1: { online: true, connections: 1 }, q2: { online: true, connections: 1 }, q3: { online: false, connections: 0 } },
+      users: {
+        q1: { online: true, connections: 1 },
+        q2: { online: true, connections: 1 },
+        q3: { online: false, connections: 0 },
+      },
     });
   });
 
@@ -101,7 +133,11 @@ describe('presence API', () => {
     const cases: Array<[Promise<Response>, number, string]> = [
       [get('/v1/presence/x', 'wrong-key'), 401, 'unauthorized'],
       [post('/v1/presence/query', { userIds: [] }), 400, 'validation_failed'],
-      [post('/v1/presence/query', { userIds: Array.from({ length: 1001 }, (_, i) => `${i}`) }), 400, 'validation_failed'],
+      [
+        post('/v1/presence/query', { userIds: Array.from({ length: 1001 }, (_, i) => `${i}`) }),
+        400,
+        'validation_failed',
+      ],
       [post('/v1/presence/query', { userIds: [''] }), 400, 'validation_failed'],
       [post('/v1/presence/query', { ids: ['a'] }), 400, 'validation_failed'],
       [post('/v1/presence/query', '{oops'), 400, 'bad_request'],

@@ -27,7 +27,11 @@ export async function buildApp(options: BuildAppOptions): Promise<HttpApp> {
     bodyLimitBytes: options.bodyLimitBytes,
     readiness: options.readiness,
     registry: options.registry,
-    docs: { title: 'Switchboard push API', description: 'Send real-time messages to users over Socket.IO, with OS push fallback.', version: '1.0.0' },
+    docs: {
+      title: 'Switchboard push API',
+      description: 'Send real-time messages to users over Socket.IO, with OS push fallback.',
+      version: '1.0.0',
+    },
   });
   await app.register(messageRoutes, { router: options.router, nc: options.nc });
   return app;

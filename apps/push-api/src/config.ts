@@ -4,8 +4,9 @@ import {
   durationMs,
   isProduction,
   logLevel,
-  natsReplicas,
-  natsServers,
+  type NatsSettings,
+  natsSettings,
+  natsShape,
   port,
 } from '@switchboard/config/fields';
 import { type Env, readEnv } from '@switchboard/config/load';
@@ -14,8 +15,7 @@ import { z } from 'zod';
 export type PushApiConfig = {
   port: number;
   host: string;
-  natsServers: string[];
-  natsReplicas: number;
+  nats: NatsSettings;
   apiKeys: string[];
   /** Largest request body; larger gets 413. */
   bodyLimitBytes: number;
@@ -32,10 +32,14 @@ export function loadConfig(env: Env): PushApiConfig {
     {
       PORT: port(3000),
       HOST: z.string().default('0.0.0.0'),
-      NATS_URL: natsServers,
-      NATS_REPLICAS: natsReplicas,
+      ...natsShape,
       API_KEYS: apiKeys(isProduction(env)),
-      BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+      BODY_LIMIT_BYTES: z.coerce
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
       NODE_TIMEOUT_MS: durationMs(1_000, 10, 60_000),
       ACK_GRACE_MS: durationMs(1_000, 0, 60_000),
       LEASE_TTL_MS: durationMs(10_000, 1_000, 300_000),
@@ -46,8 +50,7 @@ export function loadConfig(env: Env): PushApiConfig {
   return {
     port: e.PORT,
     host: e.HOST,
-    natsServers: e.NATS_URL,
-    natsReplicas: e.NATS_REPLICAS,
+    nats: natsSettings(e),
     apiKeys: e.API_KEYS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     nodeTimeoutMs: e.NODE_TIMEOUT_MS,

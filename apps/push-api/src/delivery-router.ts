@@ -68,7 +68,8 @@ export class DeliveryRouter {
     // With acks, a recipient is settled by its first acking node: the answer does not wait
     // for a node whose devices stay silent once every recipient is settled.
     const nodesLeft = new Map<string, number>();
-    for (const users of byNode.values()) for (const u of users) nodesLeft.set(u, (nodesLeft.get(u) ?? 0) + 1);
+    for (const users of byNode.values())
+      for (const u of users) nodesLeft.set(u, (nodesLeft.get(u) ?? 0) + 1);
     let unsettled = nodesLeft.size;
     await new Promise<void>((resolve) => {
       let outstanding = byNode.size;
@@ -80,7 +81,9 @@ export class DeliveryRouter {
       };
       for (const [nodeId, users] of byNode) {
         this.#o.nc
-          .request(nodeSubject(nodeId), encoder.encode(`${head}${JSON.stringify(users)}}`), { timeout })
+          .request(nodeSubject(nodeId), encoder.encode(`${head}${JSON.stringify(users)}}`), {
+            timeout,
+          })
           .then((msg) => {
             const reply = NodeReply.parse(msg.json());
             for (const [userId, r] of Object.entries(reply.results)) {
@@ -117,11 +120,16 @@ export class DeliveryRouter {
         continue;
       }
       const reason: UndeliveredReason =
-        r && r.connections > 0 ? 'ack-timeout' : unreachable.has(userId) ? 'node-unavailable' : 'offline';
+        r && r.connections > 0
+          ? 'ack-timeout'
+          : unreachable.has(userId)
+            ? 'node-unavailable'
+            : 'offline';
       results[i] = { userId, status: 'dropped', reason };
       if (message.fallback) toFallback.push(i);
     }
-    if (message.fallback) await this.#enqueueFallbacks(message, message.fallback, sentAt, results, toFallback);
+    if (message.fallback)
+      await this.#enqueueFallbacks(message, message.fallback, sentAt, results, toFallback);
     return results;
   }
 

@@ -3,7 +3,7 @@
  * `PUSH_FALLBACK` stream. A message counts as handed over only once JetStream acked it;
  * the message id + user id is the stream's dedup id, so a retried publish is stored once.
  */
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { FallbackMessage } from '@switchboard/protocol/fallback';
 import { fallbackSubject } from '@switchboard/protocol/subjects';
@@ -19,8 +19,12 @@ export class FallbackQueue {
 
   /** Stores one recipient's message durably; rejects when JetStream did not ack. */
   async enqueue(message: FallbackMessage): Promise<void> {
-    await this.#js.publish(fallbackSubject(message.userId), encoder.encode(JSON.stringify(message)), {
-      msgID: `${message.id}:${message.userId}`,
-    });
+    await this.#js.publish(
+      fallbackSubject(message.userId),
+      encoder.encode(JSON.stringify(message)),
+      {
+        msgID: `${message.id}:${message.userId}`,
+      },
+    );
   }
 }

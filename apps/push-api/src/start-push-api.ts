@@ -13,15 +13,27 @@ import type { PushApiConfig } from './config.js';
 import { DeliveryRouter } from './delivery-router.js';
 import { FallbackQueue } from './fallback-queue.js';
 
-export type RunningPushApi = { app: HttpApp; nc: NatsConnection; url: string; stop(): Promise<void> };
+export type RunningPushApi = {
+  app: HttpApp;
+  nc: NatsConnection;
+  url: string;
+  stop(): Promise<void>;
+};
 
 export async function startPushApi(config: PushApiConfig, log: Logger): Promise<RunningPushApi> {
-  const nc = await connectNats({ servers: config.natsServers, name: 'push-api', log });
+  const nc = await connectNats({ ...config.nats, name: 'push-api', log });
   try {
     const health = new ConnectionHealth(nc);
-    const buckets = await openPresenceBuckets(nc, { replicas: config.natsReplicas, leaseTtlMs: config.leaseTtlMs });
-    await ensureFallbackStream(nc, { replicas: config.natsReplicas });
-    const leases = await LeaseTable.create({ kv: buckets.nodes, leaseTtlMs: config.leaseTtlMs, log });
+    const buckets = await openPresenceBuckets(nc, {
+      replicas: config.nats.replicas,
+      leaseTtlMs: config.leaseTtlMs,
+    });
+    await ensureFallbackStream(nc, { replicas: config.nats.replicas });
+    const leases = await LeaseTable.create({
+      kv: buckets.nodes,
+      leaseTtlMs: config.leaseTtlMs,
+      log,
+    });
     const router = new DeliveryRouter({
       nc,
       presence: new PresenceReader({ kv: buckets.users, leases }),

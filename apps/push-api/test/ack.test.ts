@@ -11,16 +11,32 @@ describe('push-api acked delivery and dead nodes', () => {
 
   it('ack - a device that acks makes the recipient delivered', async () => {
     collect(await stack.client('acker', 0), { ack: true });
-    const res = await stack.post('/v1/messages', { to: 'acker', event: 'dm.new', data: 1, ack: true, ackTimeoutMs: 2_000 });
-    expect((await res.json()).results).toEqual([{ userId: 'acker', status: 'delivered', connections: 1 }]);
+    const res = await stack.post('/v1/messages', {
+      to: 'acker',
+      event: 'dm.new',
+      data: 1,
+      ack: true,
+      ackTimeoutMs: 2_000,
+    });
+    expect((await res.json()).results).toEqual([
+      { userId: 'acker', status: 'delivered', connections: 1 },
+    ]);
   });
 
   it('ack - one acking device out of two is enough, and the answer does not wait for the other', async () => {
     collect(await stack.client('half', 0), { ack: true });
     collect(await stack.client('half', 1), { ack: false });
     const t0 = Date.now();
-    const res = await stack.post('/v1/messages', { to: 'half', event: 'dm.new', data: 1, ack: true, ackTimeoutMs: 3_000 });
-    expect((await res.json()).results).toEqual([{ userId: 'half', status: 'delivered', connections: 1 }]);
+    const res = await stack.post('/v1/messages', {
+      to: 'half',
+      event: 'dm.new',
+      data: 1,
+      ack: true,
+      ackTimeoutMs: 3_000,
+    });
+    expect((await res.json()).results).toEqual([
+      { userId: 'half', status: 'delivered', connections: 1 },
+    ]);
     expect(Date.now() - t0).toBeLessThan(2_000);
   });
 
@@ -36,7 +52,9 @@ describe('push-api acked delivery and dead nodes', () => {
       fallback: { title: 't' },
     });
     const elapsed = Date.now() - t0;
-    expect((await res.json()).results).toEqual([{ userId: 'silent', status: 'fallback', reason: 'ack-timeout' }]);
+    expect((await res.json()).results).toEqual([
+      { userId: 'silent', status: 'fallback', reason: 'ack-timeout' },
+    ]);
     expect(got).toHaveLength(1);
     expect(elapsed).toBeGreaterThanOrEqual(300);
   });

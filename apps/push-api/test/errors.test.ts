@@ -21,14 +21,34 @@ describe('push-api errors', () => {
 
   it('auth - a missing, malformed or unknown API key gets 401', async () => {
     const body = { to: 'u', event: 'e' };
-    await expectError(await stack.post('/v1/messages', body, { authorization: '' }), 401, 'unauthorized');
-    await expectError(await stack.post('/v1/messages', body, { authorization: 'Basic abc' }), 401, 'unauthorized');
-    await expectError(await stack.post('/v1/messages', body, { authorization: 'Bearer nope' }), 401, 'unauthorized');
-    await expectError(await stack.post('/v1/messages', body, { authorization: `Bearer ${API_KEY}x` }), 401, 'unauthorized');
+    await expectError(
+      await stack.post('/v1/messages', body, { authorization: '' }),
+      401,
+      'unauthorized',
+    );
+    await expectError(
+      await stack.post('/v1/messages', body, { authorization: 'Basic abc' }),
+      401,
+      'unauthorized',
+    );
+    await expectError(
+      await stack.post('/v1/messages', body, { authorization: 'Bearer nope' }),
+      401,
+      'unauthorized',
+    );
+    await expectError(
+      await stack.post('/v1/messages', body, { authorization: `Bearer ${API_KEY}x` }),
+      401,
+      'unauthorized',
+    );
   });
 
   it('auth - every configured key works (rotation)', async () => {
-    const res = await stack.post('/v1/messages', { to: 'u', event: 'e' }, { authorization: `Bearer ${SECOND_API_KEY}` });
+    const res = await stack.post(
+      '/v1/messages',
+      { to: 'u', event: 'e' },
+      { authorization: `Bearer ${SECOND_API_KEY}` },
+    );
     expect(res.status).toBe(200);
   });
 
@@ -55,8 +75,16 @@ describe('push-api errors', () => {
     ['reserved event disconnect', { to: 'u', event: 'disconnect' }, 'body.event'],
     ['reserved event error', { to: 'u', event: 'error' }, 'body.event'],
     ['event with spaces', { to: 'u', event: 'dm new' }, 'body.event'],
-    ['ack timeout too small', { to: 'u', event: 'e', ack: true, ackTimeoutMs: 5 }, 'body.ackTimeoutMs'],
-    ['ack timeout too large', { to: 'u', event: 'e', ack: true, ackTimeoutMs: 600_000 }, 'body.ackTimeoutMs'],
+    [
+      'ack timeout too small',
+      { to: 'u', event: 'e', ack: true, ackTimeoutMs: 5 },
+      'body.ackTimeoutMs',
+    ],
+    [
+      'ack timeout too large',
+      { to: 'u', event: 'e', ack: true, ackTimeoutMs: 600_000 },
+      'body.ackTimeoutMs',
+    ],
     ['unknown field', { to: 'u', event: 'e', priority: 'high' }, 'body'],
     ['bad fallback', { to: 'u', event: 'e', fallback: { title: 7 } }, 'body.fallback.title'],
     ['bad id', { to: 'u', event: 'e', id: 'has space' }, 'body.id'],
@@ -67,12 +95,20 @@ describe('push-api errors', () => {
 
   it('validation - more than 10,000 recipients gets 400', async () => {
     const to = Array.from({ length: 10_001 }, (_, i) => `${i}`);
-    const err = await expectError(await stack.post('/v1/messages', { to, event: 'e' }), 400, 'validation_failed');
+    const err = await expectError(
+      await stack.post('/v1/messages', { to, event: 'e' }),
+      400,
+      'validation_failed',
+    );
     expect(err.error.details?.map((d) => d.field)).toContain('body.to');
   });
 
   it('limits - a body over the limit gets 413', async () => {
-    await expectError(await stack.post('/v1/messages', { to: 'u', event: 'e', data: 'x'.repeat(1024 * 1024) }), 413, 'payload_too_large');
+    await expectError(
+      await stack.post('/v1/messages', { to: 'u', event: 'e', data: 'x'.repeat(1024 * 1024) }),
+      413,
+      'payload_too_large',
+    );
   });
 
   it('routes - an unknown route gets a JSON 404', async () => {
@@ -101,7 +137,9 @@ describe('push-api docs', () => {
     expect(res.status).toBe(200);
     const doc = await res.json();
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/messages', '/v1/broadcast']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/v1/messages', '/v1/broadcast']),
+    );
     expect(doc.components.schemas.SendMessageRequest.properties.to).toBeDefined();
     expect(doc.components.schemas.SendMessageRequest.example).toMatchObject({ event: 'dm.new' });
     expect((await fetch(`${stack.apiUrl}/docs`)).status).toBe(200);

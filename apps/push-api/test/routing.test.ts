@@ -31,13 +31,21 @@ describe('push-api routing', () => {
     const aliceB = collect(await stack.client('alice', 1));
     const bob = collect(await stack.client('bob', 0));
 
-    const res = await stack.post('/v1/messages', { to: 'alice', event: 'dm.new', data: { text: 'hi' } });
+    const res = await stack.post('/v1/messages', {
+      to: 'alice',
+      event: 'dm.new',
+      data: { text: 'hi' },
+    });
     expect(res.status).toBe(200);
     const body = await res.json();
     expect(body.results).toEqual([{ userId: 'alice', status: 'delivered', connections: 2 }]);
 
     await waitFor(() => aliceA.length === 1 && aliceB.length === 1);
-    expect(aliceA[0]).toMatchObject({ event: 'dm.new', data: { text: 'hi' }, meta: { id: body.id } });
+    expect(aliceA[0]).toMatchObject({
+      event: 'dm.new',
+      data: { text: 'hi' },
+      meta: { id: body.id },
+    });
     expect(aliceB[0]?.meta.id).toBe(body.id);
     await new Promise((r) => setTimeout(r, 100));
     expect(bob).toHaveLength(0);
@@ -56,14 +64,25 @@ describe('push-api routing', () => {
 
   it('routing - a multicast to users on two nodes is two NATS requests, not one per user', async () => {
     const users = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'];
-    const inboxes = await Promise.all(users.map(async (u, i) => collect(await stack.client(u, i % 2))));
+    const inboxes = await Promise.all(
+      users.map(async (u, i) => collect(await stack.client(u, i % 2))),
+    );
     const counts = countSubjects(spy);
     await spy.flush();
-    const res = await stack.post('/v1/messages', { to: users, event: 'feed.update', data: { n: 1 } });
+    const res = await stack.post('/v1/messages', {
+      to: users,
+      event: 'feed.update',
+      data: { n: 1 },
+    });
     const body = await res.json();
-    expect(body.results.map((r: { status: string }) => r.status)).toEqual(users.map(() => 'delivered'));
+    expect(body.results.map((r: { status: string }) => r.status)).toEqual(
+      users.map(() => 'delivered'),
+    );
     await spy.flush();
-    expect(Object.fromEntries(counts)).toEqual({ 'push.v1.node.edge-1': 1, 'push.v1.node.edge-2': 1 });
+    expect(Object.fromEntries(counts)).toEqual({
+      'push.v1.node.edge-1': 1,
+      'push.v1.node.edge-2': 1,
+    });
     await waitFor(() => inboxes.every((box) => box.length === 1));
   });
 
@@ -71,7 +90,9 @@ describe('push-api routing', () => {
     const counts = countSubjects(spy);
     await spy.flush();
     const res = await stack.post('/v1/messages', { to: 'nobody', event: 'dm.new', data: {} });
-    expect((await res.json()).results).toEqual([{ userId: 'nobody', status: 'dropped', reason: 'offline' }]);
+    expect((await res.json()).results).toEqual([
+      { userId: 'nobody', status: 'dropped', reason: 'offline' },
+    ]);
     await spy.flush();
     expect(counts.size).toBe(0);
   });
@@ -84,10 +105,14 @@ describe('push-api routing', () => {
       fallback: { title: 'New message', body: 'are you there?' },
     });
     const body = await res.json();
-    expect(body.results).toEqual([{ userId: 'offline-user@example.com', status: 'fallback', reason: 'offline' }]);
+    expect(body.results).toEqual([
+      { userId: 'offline-user@example.com', status: 'fallback', reason: 'offline' },
+    ]);
 
     const jsm = await jetstreamManager(spy);
-    const stored = await jsm.streams.getMessage(Streams.fallback, { last_by_subj: 'push.v1.fallback.offline-user=40example=2Ecom' });
+    const stored = await jsm.streams.getMessage(Streams.fallback, {
+      last_by_subj: 'push.v1.fallback.offline-user=40example=2Ecom',
+    });
     const msg = FallbackMessage.parse(stored?.json());
     expect(msg).toMatchObject({
       id: body.id,

@@ -13,7 +13,8 @@ export const isProduction = (env: Record<string, string | undefined>): boolean =
   env.NODE_ENV === 'production';
 
 /** A TCP port, with a default. */
-export const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
+export const port = (fallback: number) =>
+  z.coerce.number().int().min(0).max(65_535).default(fallback);
 
 /** A whole number of milliseconds within bounds, with a default. */
 export const durationMs = (fallback: number, min = 1, max = 86_400_000) =>
@@ -54,3 +55,36 @@ export const secret = (production: boolean, minLength = 16) =>
 
 /** `API_KEYS`: comma-separated keys (several for rotation), each a secret. */
 export const apiKeys = (production: boolean) => commaList(secret(production));
+
+/** The NATS variables every app reads. */
+export const natsShape = {
+  NATS_URL: natsServers,
+  NATS_REPLICAS: natsReplicas,
+  NATS_USER: z.string().min(1).optional(),
+  NATS_PASSWORD: z.string().min(1).optional(),
+  NATS_TOKEN: z.string().min(1).optional(),
+};
+
+export type NatsSettings = {
+  servers: string[];
+  replicas: number;
+  user?: string;
+  pass?: string;
+  token?: string;
+};
+
+/** Maps the parsed NATS variables to connection settings. */
+export function natsSettings(e: {
+  NATS_URL: string[];
+  NATS_REPLICAS: number;
+  NATS_USER?: string | undefined;
+  NATS_PASSWORD?: string | undefined;
+  NATS_TOKEN?: string | undefined;
+}): NatsSettings {
+  return {
+    servers: e.NATS_URL,
+    replicas: e.NATS_REPLICAS,
+    ...(e.NATS_USER ? { user: e.NATS_USER, pass: e.NATS_PASSWORD } : {}),
+    ...(e.NATS_TOKEN ? { token: e.NATS_TOKEN } : {}),
+  };
+}

@@ -34,7 +34,8 @@ export function readEnv<S extends z.ZodRawShape>(shape: S, env: Env): z.output<z
   throw new ConfigError(
     result.error.issues.map((issue) => ({
       variable: String(issue.path[0] ?? '(env)'),
-      message: issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message,
+      message:
+        issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message,
     })),
   );
 }

@@ -4,18 +4,24 @@ import { apiKeys, DevSecrets, durationMs, natsServers, port } from '../src/field
 import { ConfigError, readEnv } from '../src/load.js';
 
 describe('config', () => {
-  const shape = { PORT: port(3000), NATS_URL: natsServers, LEASE_TTL_MS: durationMs(10_000, 1_000) };
+  const shape = {
+    PORT: port(3000),
+    NATS_URL: natsServers,
+    LEASE_TTL_MS: durationMs(10_000, 1_000),
+  };
 
   it('config - defaults apply to unset and empty variables', () => {
-    expect(readEnv(shape, { PORT: '' })).toEqual({ PORT: 3000, NATS_URL: ['nats://127.0.0.1:4222'], LEASE_TTL_MS: 10_000 });
+    expect(readEnv(shape, { PORT: '' })).toEqual({
+      PORT: 3000,
+      NATS_URL: ['nats://127.0.0.1:4222'],
+      LEASE_TTL_MS: 10_000,
+    });
   });
 
   it('config - NATS_URL takes the comma-separated servers of a cluster', () => {
-    expect(readEnv(shape, { NATS_URL: 'nats://a:4222, nats://b:4222,nats://c:4222' }).NATS_URL).toEqual([
-      'nats://a:4222',
-      'nats://b:4222',
-      'nats://c:4222',
-    ]);
+    expect(
+      readEnv(shape, { NATS_URL: 'nats://a:4222, nats://b:4222,nats://c:4222' }).NATS_URL,
+    ).toEqual(['nats://a:4222', 'nats://b:4222', 'nats://c:4222']);
   });
 
   it('config - a bad value names the variable', () => {
@@ -37,9 +43,15 @@ describe('config', () => {
 
   it('config - development secrets are refused with NODE_ENV=production', () => {
     const shape2 = { API_KEYS: apiKeys(true) };
-    expect(() => readEnv(shape2, { API_KEYS: DevSecrets.apiKey })).toThrow(/API_KEYS: is a development secret/);
-    expect(readEnv(shape2, { API_KEYS: 'a-real-production-key-123' }).API_KEYS).toEqual(['a-real-production-key-123']);
-    expect(readEnv({ API_KEYS: apiKeys(false) }, { API_KEYS: DevSecrets.apiKey }).API_KEYS).toEqual([DevSecrets.apiKey]);
+    expect(() => readEnv(shape2, { API_KEYS: DevSecrets.apiKey })).toThrow(
+      /API_KEYS: is a development secret/,
+    );
+    expect(readEnv(shape2, { API_KEYS: 'a-real-production-key-123' }).API_KEYS).toEqual([
+      'a-real-production-key-123',
+    ]);
+    expect(readEnv({ API_KEYS: apiKeys(false) }, { API_KEYS: DevSecrets.apiKey }).API_KEYS).toEqual(
+      [DevSecrets.apiKey],
+    );
   });
 
   it('config - a short secret is refused', () => {

@@ -16,12 +16,17 @@ export async function registerDocs(app: FastifyInstance, options: DocsOptions): 
       openapi: '3.1.0',
       info: { title: options.title, description: options.description, version: options.version },
       components: {
-        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key from API_KEYS' } },
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'An API key from API_KEYS' },
+        },
       },
       security: [{ apiKey: [] }],
     },
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
+  await app.register(fastifySwaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { docExpansion: 'list' },
+  });
 }

@@ -3,7 +3,7 @@
  * the field, Fastify's own errors keep their 4xx status, 5xx never leak internals.
  */
 import { hasZodFastifySchemaValidationErrors } from '@fastify/type-provider-zod';
-import { ErrorCodes, type ErrorCode } from '@switchboard/protocol/errors';
+import { type ErrorCode, ErrorCodes } from '@switchboard/protocol/errors';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiError } from './api-error.js';
@@ -16,8 +16,16 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: ErrorCodes.badRequest,
 };
 
-const send = (reply: import('fastify').FastifyReply, status: number, code: ErrorCode, message: string, details?: unknown) =>
-  reply.code(status).send({ error: details === undefined ? { code, message } : { code, message, details } });
+const send = (
+  reply: import('fastify').FastifyReply,
+  status: number,
+  code: ErrorCode,
+  message: string,
+  details?: unknown,
+) =>
+  reply
+    .code(status)
+    .send({ error: details === undefined ? { code, message } : { code, message, details } });
 
 export const errorHandler = fp(
   async (app: FastifyInstance) => {
@@ -32,10 +40,17 @@ export const errorHandler = fp(
           field: [where, ...pathOf(v)].join('.'),
           message: v.message,
         }));
-        return send(reply, 400, ErrorCodes.validationFailed, `invalid ${where}: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`, details);
+        return send(
+          reply,
+          400,
+          ErrorCodes.validationFailed,
+          `invalid ${where}: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`,
+          details,
+        );
       }
       if (err instanceof ApiError) {
-        if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
+        if (err.retryAfterSeconds !== undefined)
+          reply.header('retry-after', String(err.retryAfterSeconds));
         if (err.statusCode >= 500) req.log.error({ err: err.cause ?? err }, err.message);
         return send(reply, err.statusCode, err.code, err.message, err.details);
       }
@@ -44,7 +59,13 @@ export const errorHandler = fp(
         return send(reply, 429, ErrorCodes.rateLimited, err.message || 'rate limit exceeded');
       }
       if (status >= 400 && status < 500) {
-        const code = (err.code && FASTIFY_CODES[err.code]) || (status === 413 ? ErrorCodes.payloadTooLarge : status === 415 ? ErrorCodes.unsupportedMediaType : ErrorCodes.badRequest);
+        const code =
+          (err.code && FASTIFY_CODES[err.code]) ||
+          (status === 413
+            ? ErrorCodes.payloadTooLarge
+            : status === 415
+              ? ErrorCodes.unsupportedMediaType
+              : ErrorCodes.badRequest);
         return send(reply, status, code, err.message);
       }
       req.log.error({ err }, 'request failed');

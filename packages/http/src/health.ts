@@ -22,7 +22,9 @@ export function createMetricsRegistry(app: string): Registry {
 
 export const health = fp<HealthOptions>(
   async (app: FastifyInstance, opts) => {
-    app.get('/healthz', { config: { public: true }, logLevel: 'warn' }, async () => ({ status: 'ok' }));
+    app.get('/healthz', { config: { public: true }, logLevel: 'warn' }, async () => ({
+      status: 'ok',
+    }));
     app.get('/readyz', { config: { public: true }, logLevel: 'warn' }, async (_req, reply) => {
       const checks: Record<string, boolean> = {};
       let ready = true;

@@ -1,5 +1,5 @@
 /** pino, the one logger of every process: JSON in production, pretty on a terminal. */
-import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { type LevelWithSilent, type Logger, pino } from 'pino';
 
 export type { Logger };
 
@@ -21,7 +21,8 @@ export const REDACTED_PATHS = [
 ];
 
 export function createLogger(options: LoggerOptions): Logger {
-  const pretty = options.pretty ?? (process.stdout.isTTY === true || process.env.LOG_PRETTY === '1');
+  const pretty =
+    options.pretty ?? (process.stdout.isTTY === true || process.env.LOG_PRETTY === '1');
   return pino({
     name: options.name,
     level: options.level ?? 'info',
@@ -30,7 +31,11 @@ export function createLogger(options: LoggerOptions): Logger {
       ? {
           transport: {
             target: 'pino-pretty',
-            options: { colorize: process.stdout.isTTY === true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
+            options: {
+              colorize: process.stdout.isTTY === true,
+              translateTime: 'HH:MM:ss.l',
+              ignore: 'pid,hostname',
+            },
           },
         }
       : {}),

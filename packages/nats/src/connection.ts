@@ -10,6 +10,9 @@ type StatusLog = {
 
 export type ConnectOptions = {
   servers: string[];
+  user?: string;
+  pass?: string;
+  token?: string;
   /** Connection name shown by the server (`nats server report connections`). */
   name: string;
   log?: StatusLog;
@@ -22,6 +25,8 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
   const nc = await connect({
     servers: options.servers,
     name: options.name,
+    ...(options.user ? { user: options.user, pass: options.pass } : {}),
+    ...(options.token ? { token: options.token } : {}),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     reconnectJitter: 250,

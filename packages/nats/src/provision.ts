@@ -4,12 +4,12 @@
  */
 import {
   DiscardPolicy,
+  type JetStreamManager,
   jetstreamManager,
   RetentionPolicy,
   StorageType,
-  type JetStreamManager,
 } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Buckets, Streams, Subjects } from '@switchboard/protocol/subjects';
 
@@ -51,7 +51,10 @@ export async function openPresenceBuckets(
 }
 
 /** Opens `push-idempotency` (24 h max_age). */
-export async function openIdempotencyBucket(nc: NatsConnection, options: ProvisionOptions): Promise<KV> {
+export async function openIdempotencyBucket(
+  nc: NatsConnection,
+  options: ProvisionOptions,
+): Promise<KV> {
   return new Kvm(nc).create(Buckets.idempotency, {
     history: 1,
     ttl: IDEMPOTENCY_TTL_MS,
@@ -62,7 +65,10 @@ export async function openIdempotencyBucket(nc: NatsConnection, options: Provisi
 }
 
 /** Opens `devices`: `<userKey>.<deviceId>` → device record. */
-export async function openDevicesBucket(nc: NatsConnection, options: ProvisionOptions): Promise<KV> {
+export async function openDevicesBucket(
+  nc: NatsConnection,
+  options: ProvisionOptions,
+): Promise<KV> {
   return new Kvm(nc).create(Buckets.devices, {
     history: 1,
     replicas: options.replicas,

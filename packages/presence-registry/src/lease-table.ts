@@ -74,7 +74,9 @@ export class LeaseTable {
   /** True when `nodeId`'s lease is alive and carries `epoch`. O(1), no I/O. */
   isAlive(nodeId: string, epoch: string, now = Date.now()): boolean {
     const held = this.#leases.get(nodeId);
-    return held !== undefined && held.lease.epoch === epoch && now - held.seenAt < this.#o.leaseTtlMs;
+    return (
+      held !== undefined && held.lease.epoch === epoch && now - held.seenAt < this.#o.leaseTtlMs
+    );
   }
 
   /** The lease of `nodeId` if alive (any epoch). */

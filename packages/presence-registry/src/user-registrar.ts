@@ -29,7 +29,8 @@ export type UserRegistrarOptions = {
 type Known = { revision: number; entry: UserEntry | null };
 
 export class UserRegistrar {
-  readonly #o: Required<Omit<UserRegistrarOptions, 'log' | 'kv'>> & Pick<UserRegistrarOptions, 'log' | 'kv'>;
+  readonly #o: Required<Omit<UserRegistrarOptions, 'log' | 'kv'>> &
+    Pick<UserRegistrarOptions, 'log' | 'kv'>;
   /** Desired connection count of each user on this node that is not yet written. */
   readonly #desired = new Map<string, number>();
   /** Last revision this node wrote or read per connected user: saves a read per write. */
@@ -142,7 +143,9 @@ export function applyNode(
   }
   if (!mine) return null;
   delete nodes[nodeId];
-  return Object.keys(nodes).length === 0 ? { nodes, lastSeen: now } : { nodes, ...(entry?.lastSeen ? { lastSeen: entry.lastSeen } : {}) };
+  return Object.keys(nodes).length === 0
+    ? { nodes, lastSeen: now }
+    : { nodes, ...(entry?.lastSeen ? { lastSeen: entry.lastSeen } : {}) };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -43,7 +43,10 @@ export const EventName = z
   .string()
   .min(1)
   .max(Limits.maxEventNameLength)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, 'event must start with a letter or digit and use [A-Za-z0-9._:/-]')
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/,
+    'event must start with a letter or digit and use [A-Za-z0-9._:/-]',
+  )
   .refine((s) => !RESERVED_EVENT_NAMES.has(s), { message: 'event name is reserved by Socket.IO' });
 
 export const MessageId = z
@@ -84,7 +87,12 @@ export const SendMessageRequest = z
   .strict()
   .meta({
     id: 'SendMessageRequest',
-    example: { to: '42', event: 'dm.new', data: { from: '7', text: 'hi' }, fallback: { title: 'New message' } },
+    example: {
+      to: '42',
+      event: 'dm.new',
+      data: { from: '7', text: 'hi' },
+      fallback: { title: 'New message' },
+    },
   });
 export type SendMessageRequest = z.infer<typeof SendMessageRequest>;
 

@@ -4,7 +4,12 @@ import { fallbackSubject, nodeSubject } from '../src/subjects.js';
 
 describe('protocol schemas', () => {
   it('send request - defaults ack to false and ackTimeoutMs to 5000', () => {
-    expect(SendMessageRequest.parse({ to: '1', event: 'dm.new' })).toEqual({ to: '1', event: 'dm.new', ack: false, ackTimeoutMs: 5000 });
+    expect(SendMessageRequest.parse({ to: '1', event: 'dm.new' })).toEqual({
+      to: '1',
+      event: 'dm.new',
+      ack: false,
+      ackTimeoutMs: 5000,
+    });
   });
 
   it('send request - every reserved Socket.IO name is refused as event', () => {

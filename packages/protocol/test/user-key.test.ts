@@ -23,7 +23,20 @@ describe('user key', () => {
   });
 
   it('user key - every encoding is a valid KV key and a single subject token', () => {
-    const samples = ['a.b.c', 'with space', 'tab\there', '../..', '...', 'ünïcödé', '中文', 'a/b', 'a\\b', '.', '=', '=='];
+    const samples = [
+      'a.b.c',
+      'with space',
+      'tab\there',
+      '../..',
+      '...',
+      'ünïcödé',
+      '中文',
+      'a/b',
+      'a\\b',
+      '.',
+      '=',
+      '==',
+    ];
     for (let c = 0; c < 0x250; c++) samples.push(`x${String.fromCharCode(c)}y`);
     for (const s of samples) {
       const key = encodeUserKey(s);
@@ -39,7 +52,10 @@ describe('user key', () => {
     expect(new Set(ids.map(encodeUserKey)).size).toBe(ids.length);
   });
 
-  it.each(['', 'a.b', 'a=2', 'a=ZZ', 'a=2e', '=FF'])('user key - %j is rejected when decoding', (key) => {
-    expect(() => decodeUserKey(key)).toThrow(InvalidUserKeyError);
-  });
+  it.each(['', 'a.b', 'a=2', 'a=ZZ', 'a=2e', '=FF'])(
+    'user key - %j is rejected when decoding',
+    (key) => {
+      expect(() => decodeUserKey(key)).toThrow(InvalidUserKeyError);
+    },
+  );
 });

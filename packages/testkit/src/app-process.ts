@@ -47,7 +47,10 @@ export class AppProcess {
           const res = await fetch(url).catch(() => null);
           return res?.ok === true;
         },
-        { timeoutMs: options.readyTimeoutMs ?? 15_000, message: () => `${name} not ready: ${app.output}` },
+        {
+          timeoutMs: options.readyTimeoutMs ?? 15_000,
+          message: () => `${name} not ready: ${app.output}`,
+        },
       );
     }
     return app;
@@ -65,7 +68,9 @@ export class AppProcess {
   /** Sends `signal` and resolves with the exit code (null when killed by a signal). */
   async signal(signal: NodeJS.Signals): Promise<number | null> {
     if (!this.running) return this.#proc.exitCode;
-    const exited = new Promise<number | null>((resolve) => this.#proc.once('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) =>
+      this.#proc.once('exit', (code) => resolve(code)),
+    );
     this.#proc.kill(signal);
     return exited;
   }

@@ -63,7 +63,13 @@ export class NatsServer {
   #proc: ChildProcess | undefined;
   #stderr = '';
 
-  private constructor(port: number, monitorPort: number, storeDir: string, configPath: string, ownsStore: boolean) {
+  private constructor(
+    port: number,
+    monitorPort: number,
+    storeDir: string,
+    configPath: string,
+    ownsStore: boolean,
+  ) {
     this.port = port;
     this.monitorPort = monitorPort;
     this.storeDir = storeDir;
@@ -76,7 +82,9 @@ export class NatsServer {
   }
 
   get running(): boolean {
-    return this.#proc !== undefined && this.#proc.exitCode === null && this.#proc.signalCode === null;
+    return (
+      this.#proc !== undefined && this.#proc.exitCode === null && this.#proc.signalCode === null
+    );
   }
 
   get pid(): number | undefined {
@@ -101,7 +109,9 @@ export class NatsServer {
       `listen: 127.0.0.1:${port}`,
       `http: 127.0.0.1:${monitorPort}`,
       options.serverName ? `server_name: ${options.serverName}` : '',
-      options.jetstream === false ? '' : `jetstream { store_dir: ${JSON.stringify(join(storeDir, 'js'))} }`,
+      options.jetstream === false
+        ? ''
+        : `jetstream { store_dir: ${JSON.stringify(join(storeDir, 'js'))} }`,
       options.config ?? '',
     ];
     const configPath = join(storeDir, 'nats-server.conf');
@@ -132,11 +142,16 @@ export class NatsServer {
   async waitHealthy(timeoutMs = 20_000): Promise<void> {
     await waitFor(
       async () => {
-        if (!this.running) throw new Error(`nats-server exited: ${this.#stderr.trim().slice(-2000)}`);
+        if (!this.running)
+          throw new Error(`nats-server exited: ${this.#stderr.trim().slice(-2000)}`);
         const res = await fetch(`http://127.0.0.1:${this.monitorPort}/healthz`).catch(() => null);
         return res?.ok === true;
       },
-      { timeoutMs, intervalMs: 50, message: () => `nats-server on ${this.port} not healthy: ${this.#stderr.slice(-2000)}` },
+      {
+        timeoutMs,
+        intervalMs: 50,
+        message: () => `nats-server on ${this.port} not healthy: ${this.#stderr.slice(-2000)}`,
+      },
     );
   }
 
@@ -148,7 +163,8 @@ export class NatsServer {
   /** Graceful stop; removes its temporary store unless `keepStore`. */
   async stop(options: { keepStore?: boolean } = {}): Promise<void> {
     await this.#signal('SIGTERM');
-    if (this.#ownsStore && !options.keepStore) await rm(this.storeDir, { recursive: true, force: true });
+    if (this.#ownsStore && !options.keepStore)
+      await rm(this.storeDir, { recursive: true, force: true });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

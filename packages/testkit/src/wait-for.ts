@@ -32,7 +32,9 @@ export async function waitFor<T>(
     }
     if (Date.now() >= deadline) {
       const m = typeof options.message === 'function' ? options.message() : options.message;
-      throw new WaitForTimeoutError(`${m ?? 'condition not met'} within ${timeoutMs} ms`, { cause: lastErr });
+      throw new WaitForTimeoutError(`${m ?? 'condition not met'} within ${timeoutMs} ms`, {
+        cause: lastErr,
+      });
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }

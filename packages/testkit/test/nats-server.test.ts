@@ -1,7 +1,12 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
-import { NatsCluster, NatsServer, NatsServerNotFoundError, findNatsServer } from '../src/nats-server.js';
+import {
+  findNatsServer,
+  NatsCluster,
+  NatsServer,
+  NatsServerNotFoundError,
+} from '../src/nats-server.js';
 
 describe('testkit nats-server', () => {
   it('nats-server - starts on a free port (never 4222) with JetStream, and stops', async () => {
@@ -13,7 +18,9 @@ describe('testkit nats-server', () => {
     await nc.close();
     await server.stop();
     expect(server.running).toBe(false);
-    await expect(connect({ servers: server.url, reconnect: false, timeout: 500 })).rejects.toThrow();
+    await expect(
+      connect({ servers: server.url, reconnect: false, timeout: 500 }),
+    ).rejects.toThrow();
   });
 
   it('nats-server - restarts on the same port with its JetStream store', async () => {
@@ -41,8 +48,12 @@ describe('testkit nats-server', () => {
   });
 
   it('nats-server - a missing binary fails with an install hint', () => {
-    expect(() => findNatsServer({ env: { PATH: '/nonexistent' }, extraDirs: [] })).toThrow(NatsServerNotFoundError);
-    expect(() => findNatsServer({ env: { PATH: '/nonexistent' }, extraDirs: [] })).toThrow(/apt-get install -y nats-server/);
+    expect(() => findNatsServer({ env: { PATH: '/nonexistent' }, extraDirs: [] })).toThrow(
+      NatsServerNotFoundError,
+    );
+    expect(() => findNatsServer({ env: { PATH: '/nonexistent' }, extraDirs: [] })).toThrow(
+      /apt-get install -y nats-server/,
+    );
     expect(findNatsServer()).toMatch(/nats-server$/);
   });
 });

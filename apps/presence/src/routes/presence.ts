@@ -1,6 +1,7 @@
 /** `GET /v1/presence/:userId` and `POST /v1/presence/query`. */
 import { ApiError } from '@switchboard/http/api-error';
 import type { HttpApp } from '@switchboard/http/http-app';
+import type { PresenceReader } from '@switchboard/presence-registry/presence-reader';
 import { ErrorBody } from '@switchboard/protocol/errors';
 import { UserId } from '@switchboard/protocol/message';
 import {
@@ -8,12 +9,14 @@ import {
   PresenceQueryResponse,
   PresenceView,
 } from '@switchboard/protocol/presence';
-import type { PresenceReader } from '@switchboard/presence-registry/presence-reader';
 import { z } from 'zod';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 413: ErrorBody, 503: ErrorBody };
 
-export async function presenceRoutes(app: HttpApp, opts: { presence: PresenceReader }): Promise<void> {
+export async function presenceRoutes(
+  app: HttpApp,
+  opts: { presence: PresenceReader },
+): Promise<void> {
   app.get(
     '/v1/presence/:userId',
     {

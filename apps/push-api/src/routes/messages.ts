@@ -4,7 +4,12 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { ApiError } from '@switchboard/http/api-error';
 import type { HttpApp } from '@switchboard/http/http-app';
 import { ErrorBody } from '@switchboard/protocol/errors';
-import { EventName, MessageId, SendMessageRequest, SendMessageResponse } from '@switchboard/protocol/message';
+import {
+  EventName,
+  MessageId,
+  SendMessageRequest,
+  SendMessageResponse,
+} from '@switchboard/protocol/message';
 import { Subjects } from '@switchboard/protocol/subjects';
 import { z } from 'zod';
 import type { DeliveryRouter } from '../delivery-router.js';
@@ -14,7 +19,10 @@ const errors = { 400: ErrorBody, 401: ErrorBody, 413: ErrorBody, 503: ErrorBody 
 const BroadcastRequest = z
   .object({ event: EventName, data: z.unknown().optional(), id: MessageId.optional() })
   .strict()
-  .meta({ id: 'BroadcastRequest', example: { event: 'system.notice', data: { text: 'maintenance at 02:00' } } });
+  .meta({
+    id: 'BroadcastRequest',
+    example: { event: 'system.notice', data: { text: 'maintenance at 02:00' } },
+  });
 
 const BroadcastResponse = z.object({ id: z.string() }).meta({ id: 'BroadcastResponse' });
 
@@ -37,7 +45,11 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
       const body = req.body;
       const id = body.id ?? randomUUID();
       try {
-        const results = await opts.router.send({ ...body, id, to: Array.isArray(body.to) ? body.to : [body.to] });
+        const results = await opts.router.send({
+          ...body,
+          id,
+          to: Array.isArray(body.to) ? body.to : [body.to],
+        });
         return { id, results };
       } catch (err) {
         throw ApiError.unavailable('message routing is unavailable, retry later', err);
@@ -57,7 +69,12 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
     },
     async (req) => {
       const id = req.body.id ?? randomUUID();
-      const payload = JSON.stringify({ id, event: req.body.event, data: req.body.data ?? null, sentAt: Date.now() });
+      const payload = JSON.stringify({
+        id,
+        event: req.body.event,
+        data: req.body.data ?? null,
+        sentAt: Date.now(),
+      });
       try {
         opts.nc.publish(Subjects.broadcast, payload);
         await opts.nc.flush();

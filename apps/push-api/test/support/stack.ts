@@ -85,7 +85,9 @@ export class Stack {
 
   /** Connects a user to edge `i` and waits until its presence is written. */
   async client(userId: string, edge: number): Promise<ClientSocket> {
-    const socket = await connectClient(this.edgeUrl(edge), { token: await mintToken({ sub: userId, secret: SECRET }) });
+    const socket = await connectClient(this.edgeUrl(edge), {
+      token: await mintToken({ sub: userId, secret: SECRET }),
+    });
     this.clients.push(socket);
     await this.edges[edge]!.node.flushPresence();
     return socket;
@@ -94,7 +96,11 @@ export class Stack {
   post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
     return fetch(`${this.apiUrl}${path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, ...headers },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${API_KEY}`,
+        ...headers,
+      },
       body: typeof body === 'string' ? body : JSON.stringify(body),
     });
   }
