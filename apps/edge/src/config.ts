@@ -12,6 +12,7 @@ import {
   secret,
 } from '@switchboard/config/fields';
 import { type Env, readEnv } from '@switchboard/config/load';
+import { DEFAULT_USER_ENTRY_TTL_MS } from '@switchboard/nats/provision';
 import { NODE_ID_PATTERN } from '@switchboard/protocol/subjects';
 import { z } from 'zod';
 
@@ -30,6 +31,8 @@ export type EdgeConfig = {
     audience?: string;
   };
   leaseTtlMs: number;
+  /** max_age of `presence-users`; this node rewrites its entries within half of it. */
+  userEntryTtlMs: number;
   maxConnections: number;
   corsOrigins: string[] | '*';
   logLevel: z.infer<typeof logLevel>;
@@ -58,6 +61,7 @@ export function loadConfig(env: Env): EdgeConfig {
       AUTH_ISSUER: z.string().optional(),
       AUTH_AUDIENCE: z.string().optional(),
       LEASE_TTL_MS: durationMs(10_000, 1_000, 300_000),
+      USER_ENTRY_TTL_MS: durationMs(DEFAULT_USER_ENTRY_TTL_MS, 60_000, 30 * 86_400_000),
       EDGE_MAX_CONNECTIONS: z.coerce.number().int().positive().default(100_000),
       CORS_ORIGINS: commaList().optional(),
       LOG_LEVEL: logLevel,
@@ -83,6 +87,7 @@ export function loadConfig(env: Env): EdgeConfig {
       audience: e.AUTH_AUDIENCE,
     },
     leaseTtlMs: e.LEASE_TTL_MS,
+    userEntryTtlMs: e.USER_ENTRY_TTL_MS,
     maxConnections: e.EDGE_MAX_CONNECTIONS,
     corsOrigins: e.CORS_ORIGINS ?? '*',
     logLevel: e.LOG_LEVEL,

@@ -55,8 +55,6 @@ const encoder = new TextEncoder();
 
 export class EdgeNode {
   readonly nodeId: string;
-  /** Fresh per process start: fences this run's presence entries. */
-  readonly epoch = randomUUID();
   readonly #o: EdgeNodeOptions;
   readonly #http: HttpServer;
   readonly #io: Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -74,10 +72,11 @@ export class EdgeNode {
     this.nodeId = config.nodeId;
     this.#health = new ConnectionHealth(options.nc);
     this.#metrics = createMetrics(options.registry, () => this.#sockets.connections);
+    const epoch = randomUUID();
     this.#lease = new NodeLease({
       kv: buckets.nodes,
       nodeId: this.nodeId,
-      epoch: this.epoch,
+      epoch,
       url: config.publicUrl,
       leaseTtlMs: config.leaseTtlMs,
       connections: () => this.#sockets.connections,
@@ -113,6 +112,8 @@ export class EdgeNode {
       });
     });
     await this.#lease.start();
+    // Entries are rewritten within half the bucket's max_age, so a live user never expires.
+    this.#registrar.startRefresh(config.userEntryTtlMs / 2, () => this.#sockets.counts());
     const { nc } = this.#o;
     this.#subs.push(
       nc.subscribe(nodeSubject(this.nodeId), {
@@ -127,6 +128,11 @@ export class EdgeNode {
       { nodeId: this.nodeId, epoch: this.epoch, port: this.port },
       'edge node ready',
     );
+  }
+
+  /** Fresh per process start (and after a lease lapse): fences this run's presence entries. */
+  get epoch(): string {
+    return this.#lease.epoch;
   }
 
   /** The bound port (useful with PORT=0). */
@@ -155,6 +161,7 @@ export class EdgeNode {
     await this.#lease
       .markDraining()
       .catch((err: unknown) => log.warn({ err }, 'could not mark lease draining'));
+    this.#registrar.stopRefresh();
     this.#http.close();
     for (const socket of this.#io.of('/').sockets.values()) {
       // Closing the transport (not socket.disconnect()) makes clients reconnect.

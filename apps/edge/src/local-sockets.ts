@@ -40,8 +40,9 @@ export class LocalSockets<S extends { id: string }> {
     return this.#byUser.size;
   }
 
-  userIds(): IterableIterator<string> {
-    return this.#byUser.keys();
+  /** Each user with its connection count on this node. */
+  *counts(): IterableIterator<[string, number]> {
+    for (const [userId, set] of this.#byUser) yield [userId, set.size];
   }
 }
 

@@ -30,6 +30,7 @@ describe('edge auth', () => {
       nats: { servers: [nats.url], replicas: 1 },
       auth: { jwtSecret: SECRET },
       leaseTtlMs: 3_000,
+      userEntryTtlMs: 86_400_000,
       maxConnections: 2,
       corsOrigins: '*',
       logLevel: 'silent',

@@ -4,17 +4,22 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { createMetricsRegistry } from '@switchboard/http/health';
 import type { HttpApp } from '@switchboard/http/http-app';
 import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
-import { openPresenceBuckets } from '@switchboard/nats/provision';
+import { openLeaderBucket, openPresenceBuckets } from '@switchboard/nats/provision';
 import { LeaseTable } from '@switchboard/presence-registry/lease-table';
 import { PresenceReader } from '@switchboard/presence-registry/presence-reader';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { PresenceConfig } from './config.js';
+import { LeaderLock } from './leader-lock.js';
+import { PresenceMonitor } from './presence-monitor.js';
+import { startQueryService } from './query-service.js';
 
 export type RunningPresence = {
   app: HttpApp;
   nc: NatsConnection;
   url: string;
+  monitor: PresenceMonitor;
+  leader: LeaderLock;
   stop(): Promise<void>;
 };
 
@@ -31,20 +36,43 @@ export async function startPresence(config: PresenceConfig, log: Logger): Promis
       leaseTtlMs: config.leaseTtlMs,
       log,
     });
+    const presence = new PresenceReader({ kv: buckets.users, leases });
+    const leader = new LeaderLock({
+      kv: await openLeaderBucket(nc, { replicas: config.nats.replicas, ttlMs: config.leaseTtlMs }),
+      ttlMs: config.leaseTtlMs,
+      log,
+    });
+    const monitor = await PresenceMonitor.create({
+      nc,
+      users: buckets.users,
+      leases,
+      isLeader: () => leader.isLeader,
+      leaseTtlMs: config.leaseTtlMs,
+      log,
+    });
+    await leader.start();
+    const service = await startQueryService(nc, presence, log);
     const app = await buildApp({
       apiKeys: config.apiKeys,
-      presence: new PresenceReader({ kv: buckets.users, leases }),
+      presence,
       logger: log,
       registry: createMetricsRegistry('presence'),
       readiness: { nats: () => health.connected },
     });
-    app.addHook('onClose', async () => leases.stop());
+    app.addHook('onClose', async () => {
+      await service.stop();
+      await leader.stop();
+      monitor.stop();
+      leases.stop();
+    });
     await app.listen({ port: config.port, host: config.host });
     const { port } = app.server.address() as AddressInfo;
     return {
       app,
       nc,
       url: `http://127.0.0.1:${port}`,
+      monitor,
+      leader,
       async stop() {
         await app.close();
         await nc.drain();

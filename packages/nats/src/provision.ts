@@ -50,6 +50,20 @@ export async function openPresenceBuckets(
   return { nodes, users };
 }
 
+/** Opens `presence-leader` (max_age = the lease TTL): who among presence replicas acts. */
+export async function openLeaderBucket(
+  nc: NatsConnection,
+  options: ProvisionOptions & { ttlMs: number },
+): Promise<KV> {
+  return new Kvm(nc).create(Buckets.presenceLeader, {
+    history: 1,
+    ttl: options.ttlMs,
+    replicas: options.replicas,
+    storage: StorageType.Memory,
+    description: 'switchboard presence leader',
+  });
+}
+
 /** Opens `push-idempotency` (24 h max_age). */
 export async function openIdempotencyBucket(
   nc: NatsConnection,

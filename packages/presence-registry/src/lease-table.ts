@@ -1,31 +1,45 @@
 /**
- * LeaseTable — the set of live node leases, kept in memory from a KV watch.
+ * LeaseTable — the set of node leases, kept in memory from a KV watch.
  *
  * NATS 2.9 sends no marker when max_age removes a key, so a lease is alive while it was
- * last written less than the lease TTL ago (measured on this process's clock from when
- * the update arrived) and has not been deleted.
+ * last written less than the lease TTL ago (on this process's clock, from when the update
+ * arrived) and has not been deleted. A sweep every `sweepIntervalMs` turns silent leases
+ * into "lost" notifications; an epoch that was lost, deleted or replaced stays known as
+ * dead, so entries written under it never count again.
  */
 import type { KV } from '@nats-io/kv';
 import { NodeLease, type NodeLease as NodeLeaseValue } from '@switchboard/protocol/presence';
 import { decodeJson } from './codec.js';
+import { watchWithSnapshot } from './kv-snapshot-watch.js';
 
 type Log = { warn(obj: object, msg: string): void };
+
+export type LeaseLossReason = 'expired' | 'deleted' | 'replaced';
+export type LeaseLost = { lease: NodeLeaseValue; reason: LeaseLossReason };
 
 export type LeaseTableOptions = {
   /** The `presence-nodes` bucket. */
   kv: KV;
   leaseTtlMs: number;
   log: Log;
-  /** Longest wait for the initial snapshot before serving what has arrived. */
+  /** Longest wait for the initial snapshot before serving what has arrived (default 2 s). */
   initialLoadTimeoutMs?: number;
+  /** How often silent leases are looked for (default TTL / 10, at most 500 ms). */
+  sweepIntervalMs?: number;
 };
 
 type Held = { lease: NodeLeaseValue; seenAt: number };
 
+/** How many dead epochs are remembered (oldest forgotten first). */
+const DEAD_EPOCHS_KEPT = 10_000;
+
 export class LeaseTable {
   readonly #o: LeaseTableOptions;
   readonly #leases = new Map<string, Held>();
+  readonly #dead = new Set<string>();
+  readonly #listeners: Array<(lost: LeaseLost) => void> = [];
   #stopWatch: (() => void) | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
 
   private constructor(options: LeaseTableOptions) {
     this.#o = options;
@@ -39,44 +53,77 @@ export class LeaseTable {
   }
 
   async #start(): Promise<void> {
-    const { kv } = this.#o;
-    const iter = await kv.watch();
-    this.#stopWatch = () => iter.stop();
-    // Every entry up to the stream's last sequence at this point belongs to the snapshot.
-    const status = await kv.status();
-    const lastSeq = status.streamInfo.state.last_seq;
-    let loaded: () => void = () => {};
-    const ready = new Promise<void>((resolve) => {
-      loaded = resolve;
-    });
-    if (status.streamInfo.state.messages === 0) loaded();
-    void (async () => {
-      for await (const e of iter) {
+    const watch = await watchWithSnapshot(
+      this.#o.kv,
+      (e, initial) => {
         if (e.operation === 'PUT') {
           try {
             const lease = NodeLease.parse(decodeJson(e.value));
-            const seenAt = e.isUpdate ? Date.now() : Math.min(Date.now(), e.created.getTime());
-            this.#leases.set(e.key, { lease, seenAt });
+            // A snapshot entry was written at `created`, not when it reached us.
+            const seenAt = initial ? Math.min(Date.now(), e.created.getTime()) : Date.now();
+            this.#put(e.key, { lease, seenAt });
           } catch (err) {
             this.#o.log.warn({ err, key: e.key }, 'ignored a malformed node lease');
           }
-        } else {
-          this.#leases.delete(e.key);
+          return;
         }
-        if (e.revision >= lastSeq) loaded();
+        const held = this.#leases.get(e.key);
+        this.#leases.delete(e.key);
+        if (held) this.#lose(held.lease, 'deleted');
+      },
+      this.#o.initialLoadTimeoutMs,
+    );
+    this.#stopWatch = () => watch.stop();
+    const every = this.#o.sweepIntervalMs ?? Math.min(500, Math.floor(this.#o.leaseTtlMs / 10));
+    this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, every));
+    this.#sweeper.unref();
+  }
+
+  #put(nodeId: string, held: Held): void {
+    const before = this.#leases.get(nodeId);
+    this.#leases.set(nodeId, held);
+    if (before && before.lease.epoch !== held.lease.epoch && !this.#dead.has(epochKey(nodeId, before.lease.epoch))) {
+      this.#lose(before.lease, 'replaced');
+    }
+  }
+
+  #sweep(now = Date.now()): void {
+    for (const [nodeId, held] of this.#leases) {
+      if (now - held.seenAt >= this.#o.leaseTtlMs) {
+        this.#leases.delete(nodeId);
+        this.#lose(held.lease, 'expired');
       }
-    })();
-    const timeout = setTimeout(loaded, this.#o.initialLoadTimeoutMs ?? 2_000);
-    await ready;
-    clearTimeout(timeout);
+    }
+  }
+
+  #lose(lease: NodeLeaseValue, reason: LeaseLossReason): void {
+    const key = epochKey(lease.nodeId, lease.epoch);
+    if (this.#dead.has(key)) return;
+    this.#dead.add(key);
+    if (this.#dead.size > DEAD_EPOCHS_KEPT) this.#dead.delete(this.#dead.values().next().value as string);
+    for (const listener of this.#listeners) {
+      try {
+        listener({ lease, reason });
+      } catch (err) {
+        this.#o.log.warn({ err, nodeId: lease.nodeId }, 'lease-lost listener failed');
+      }
+    }
+  }
+
+  /** Calls `listener` once per lost epoch: expired (no heartbeat for a TTL), deleted, or replaced by a new epoch. */
+  onLost(listener: (lost: LeaseLost) => void): void {
+    this.#listeners.push(listener);
   }
 
   /** True when `nodeId`'s lease is alive and carries `epoch`. O(1), no I/O. */
   isAlive(nodeId: string, epoch: string, now = Date.now()): boolean {
     const held = this.#leases.get(nodeId);
-    return (
-      held !== undefined && held.lease.epoch === epoch && now - held.seenAt < this.#o.leaseTtlMs
-    );
+    return held !== undefined && held.lease.epoch === epoch && now - held.seenAt < this.#o.leaseTtlMs;
+  }
+
+  /** True when this epoch is known to be over (lost, deleted or replaced). */
+  isDead(nodeId: string, epoch: string): boolean {
+    return this.#dead.has(epochKey(nodeId, epoch));
   }
 
   /** The lease of `nodeId` if alive (any epoch). */
@@ -95,6 +142,9 @@ export class LeaseTable {
   }
 
   stop(): void {
+    if (this.#sweeper) clearInterval(this.#sweeper);
     this.#stopWatch?.();
   }
 }
+
+const epochKey = (nodeId: string, epoch: string) => `${nodeId}\u0000${epoch}`;

@@ -23,17 +23,29 @@ export type NodeLeaseOptions = {
   /** Current number of connections, read at each heartbeat. */
   connections: () => number;
   log: Log;
+  /**
+   * Called when heartbeats failed for a whole TTL (the lease may have expired and the
+   * node's entries been cleaned up): returns the fresh epoch to continue under.
+   */
+  onLapse?: () => string;
 };
 
 export class NodeLease {
   readonly #o: NodeLeaseOptions;
   readonly #startedAt = Date.now();
+  #epoch: string;
+  #lastOkAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #draining = false;
   #beating: Promise<void> | undefined;
 
   constructor(options: NodeLeaseOptions) {
     this.#o = options;
+    this.#epoch = options.epoch;
+  }
+
+  get epoch(): string {
+    return this.#epoch;
   }
 
   get heartbeatIntervalMs(): number {
@@ -78,7 +90,7 @@ export class NodeLease {
   value(): NodeLeaseValue {
     return {
       nodeId: this.#o.nodeId,
-      epoch: this.#o.epoch,
+      epoch: this.#epoch,
       startedAt: this.#startedAt,
       heartbeatAt: Date.now(),
       url: this.#o.url,
@@ -88,6 +100,12 @@ export class NodeLease {
   }
 
   async #put(): Promise<void> {
+    if (this.#lastOkAt > 0 && Date.now() - this.#lastOkAt >= this.#o.leaseTtlMs && this.#o.onLapse) {
+      const previous = this.#epoch;
+      this.#epoch = this.#o.onLapse();
+      this.#o.log.warn({ previous, epoch: this.#epoch }, 'lease lapsed: continuing under a new epoch');
+    }
     await this.#o.kv.put(this.#o.nodeId, encodeJson(this.value()));
+    this.#lastOkAt = Date.now();
   }
 }

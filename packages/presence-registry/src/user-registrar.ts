@@ -39,9 +39,62 @@ export class UserRegistrar {
   readonly #inFlight = new Set<string>();
   #idleWaiters: Array<() => void> = [];
   #failed = 0;
+  /** Users whose entry is rewritten even when unchanged (refresh before max_age). */
+  readonly #forced = new Set<string>();
+  #epoch: string;
+  #refreshTimer: NodeJS.Timeout | undefined;
 
   constructor(options: UserRegistrarOptions) {
     this.#o = { maxInFlight: 128, maxAttempts: 8, ...options };
+    this.#epoch = options.epoch;
+  }
+
+  get epoch(): string {
+    return this.#epoch;
+  }
+
+  /**
+   * Continues under a new epoch (after a lease lapse): every user in `counts` is written
+   * again under it. Entries of the old epoch stop counting and are cleaned up by presence.
+   */
+  setEpoch(epoch: string, counts: Iterable<[string, number]>): void {
+    this.#epoch = epoch;
+    this.#known.clear();
+    for (const [userId, n] of counts) this.set(userId, n);
+  }
+
+  /** Rewrites the users' entries even if unchanged, so the bucket's max_age never removes a live one. */
+  refresh(counts: Iterable<[string, number]>): void {
+    for (const [userId, n] of counts) {
+      this.#forced.add(userId);
+      this.set(userId, n);
+    }
+  }
+
+  /**
+   * Refreshes every user once per `periodMs`, spread evenly (a slice each second), reading
+   * the current users from `users` at the start of each round.
+   */
+  startRefresh(periodMs: number, users: () => Iterable<[string, number]>): void {
+    const tickMs = 1_000;
+    const ticks = Math.max(1, Math.floor(periodMs / tickMs));
+    let round: Array<[string, number]> = [];
+    let at = 0;
+    let perTick = 0;
+    this.#refreshTimer = setInterval(() => {
+      if (at >= round.length) {
+        round = [...users()];
+        at = 0;
+        perTick = Math.ceil(round.length / ticks);
+      }
+      this.refresh(round.slice(at, at + perTick));
+      at += perTick;
+    }, tickMs);
+    this.#refreshTimer.unref();
+  }
+
+  stopRefresh(): void {
+    if (this.#refreshTimer) clearInterval(this.#refreshTimer);
   }
 
   /** Records that `userId` has `connections` sockets on this node; written asynchronously. */
@@ -88,14 +141,15 @@ export class UserRegistrar {
 
   async #write(userId: string): Promise<void> {
     const key = encodeUserKey(userId);
-    const { kv, nodeId, epoch } = this.#o;
+    const { kv, nodeId } = this.#o;
     let lastErr: unknown;
     for (let attempt = 0; attempt < this.#o.maxAttempts; attempt++) {
       const desired = this.#desired.get(userId);
       if (desired === undefined) return;
       try {
+        const epoch = this.#epoch;
         const known = this.#known.get(userId) ?? (await this.#read(kv, key));
-        const next = applyNode(known.entry, nodeId, epoch, desired, Date.now());
+        const next = applyNode(known.entry, nodeId, epoch, desired, Date.now(), this.#forced.delete(userId));
         if (next !== null) {
           const revision = await kv.put(key, encodeJson(next), { previousSeq: known.revision });
           if (desired > 0) this.#known.set(userId, { revision, entry: next });
@@ -133,11 +187,12 @@ export function applyNode(
   epoch: string,
   connections: number,
   now: number,
+  force = false,
 ): UserEntry | null {
   const nodes = { ...(entry?.nodes ?? {}) };
   const mine = nodes[nodeId];
   if (connections > 0) {
-    if (mine && mine.epoch === epoch && mine.connections === connections) return null;
+    if (!force && mine && mine.epoch === epoch && mine.connections === connections) return null;
     nodes[nodeId] = { epoch, connections, since: mine && mine.epoch === epoch ? mine.since : now };
     return entry?.lastSeen === undefined ? { nodes } : { nodes, lastSeen: entry.lastSeen };
   }
@@ -149,3 +204,36 @@ export function applyNode(
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Removes `nodeId` from a user's entry if it is still there under `epoch` (compare-and-set,
+ * retried on conflict). Used to clean up after a node that died. Returns true if removed.
+ */
+export async function removeNodeFromEntry(
+  kv: KV,
+  userKey: string,
+  nodeId: string,
+  epoch: string,
+  lastSeen: number,
+  maxAttempts = 8,
+): Promise<boolean> {
+  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    const e = await kv.get(userKey);
+    if (e === null || e.operation !== 'PUT') return false;
+    const entry = decodeJson<UserEntry>(e.value);
+    if (entry.nodes[nodeId]?.epoch !== epoch) return false;
+    const nodes = { ...entry.nodes };
+    delete nodes[nodeId];
+    const next: UserEntry =
+      Object.keys(nodes).length === 0
+        ? { nodes, lastSeen: Math.max(entry.lastSeen ?? 0, lastSeen) }
+        : { nodes, ...(entry.lastSeen === undefined ? {} : { lastSeen: entry.lastSeen }) };
+    try {
+      await kv.put(userKey, encodeJson(next), { previousSeq: e.revision });
+      return true;
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
+    }
+  }
+  throw new Error(`could not remove ${nodeId} from ${userKey}: too many conflicts`);
+}

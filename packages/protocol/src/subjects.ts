@@ -20,6 +20,8 @@ export const Subjects = {
 export const Buckets = {
   nodes: 'presence-nodes',
   users: 'presence-users',
+  /** One key held by the presence replica that cleans up and emits events. */
+  presenceLeader: 'presence-leader',
   devices: 'devices',
   idempotency: 'push-idempotency',
 } as const;

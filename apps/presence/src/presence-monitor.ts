@@ -1,0 +1,211 @@
+/**
+ * PresenceMonitor — keeps every user entry in memory from a KV watch and, on the replica
+ * that holds the {@link LeaderLock}:
+ * - publishes user-level `online` / `offline` transitions on `presence.v1.events`,
+ *   computed from consecutive revisions of an entry, so a second tab emits nothing;
+ * - when a node's lease is lost (expired, or replaced by a restart), emits `offline`
+ *   (`node-lost`) for the users it leaves with no node, and removes its entries with
+ *   compare-and-set, setting `lastSeen` to the node's last heartbeat;
+ * - every lease TTL, removes entries of nodes that have no lease (missed while no replica
+ *   led), once it has watched for two TTLs.
+ */
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { watchWithSnapshot, type SnapshotWatch } from '@switchboard/presence-registry/kv-snapshot-watch';
+import type { LeaseLost, LeaseTable } from '@switchboard/presence-registry/lease-table';
+import { removeNodeFromEntry } from '@switchboard/presence-registry/user-registrar';
+import type { PresenceEvent, UserEntry } from '@switchboard/protocol/presence';
+import { Subjects } from '@switchboard/protocol/subjects';
+import { decodeUserKey } from '@switchboard/protocol/user-key';
+import type { Logger } from 'pino';
+
+export type PresenceMonitorOptions = {
+  nc: NatsConnection;
+  /** The `presence-users` bucket. */
+  users: KV;
+  leases: LeaseTable;
+  isLeader: () => boolean;
+  leaseTtlMs: number;
+  log: Logger;
+  /** Concurrent clean-up writes (default 64). */
+  cleanupConcurrency?: number;
+};
+
+const decoder = new TextDecoder();
+
+export class PresenceMonitor {
+  readonly #o: PresenceMonitorOptions;
+  readonly #entries = new Map<string, UserEntry>();
+  readonly #byNode = new Map<string, Set<string>>();
+  readonly #startedAt = Date.now();
+  #watch: SnapshotWatch | undefined;
+  #reconciler: NodeJS.Timeout | undefined;
+  #cleaning: Promise<void> = Promise.resolve();
+  #events = 0;
+
+  private constructor(options: PresenceMonitorOptions) {
+    this.#o = options;
+  }
+
+  static async create(options: PresenceMonitorOptions): Promise<PresenceMonitor> {
+    const monitor = new PresenceMonitor(options);
+    options.leases.onLost((lost) => monitor.#onLeaseLost(lost));
+    monitor.#watch = await watchWithSnapshot(options.users, (e, initial) => {
+      let entry: UserEntry | null = null;
+      if (e.operation === 'PUT') {
+        try {
+          entry = JSON.parse(decoder.decode(e.value)) as UserEntry;
+        } catch (err) {
+          options.log.warn({ err, key: e.key }, 'ignored a malformed user entry');
+          return;
+        }
+      }
+      monitor.#onEntry(e.key, entry, initial);
+    });
+    monitor.#reconciler = setInterval(() => monitor.#reconcile(), options.leaseTtlMs);
+    monitor.#reconciler.unref();
+    return monitor;
+  }
+
+  /** Entries held in memory. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Events published since start. */
+  get eventsPublished(): number {
+    return this.#events;
+  }
+
+  /** Resolves when clean-ups started so far are done. */
+  idle(): Promise<void> {
+    return this.#cleaning;
+  }
+
+  stop(): void {
+    if (this.#reconciler) clearInterval(this.#reconciler);
+    this.#watch?.stop();
+  }
+
+  /**
+   * Whether a node entry counts for events. Stricter than "not known dead": an entry of a
+   * node whose lease was never seen counts only while it is younger than a TTL, because its
+   * lease may simply not have reached this replica yet.
+   */
+  #counts(nodeId: string, epoch: string, since: number, now: number): boolean {
+    const { leases } = this.#o;
+    if (leases.isAlive(nodeId, epoch, now)) return true;
+    if (leases.isDead(nodeId, epoch)) return false;
+    if (leases.get(nodeId, now)) return false;
+    return now - since < this.#o.leaseTtlMs;
+  }
+
+  #liveCount(entry: UserEntry | null | undefined, now: number, except?: string): number {
+    if (!entry) return 0;
+    let n = 0;
+    for (const [nodeId, p] of Object.entries(entry.nodes)) {
+      if (nodeId !== except && this.#counts(nodeId, p.epoch, p.since, now)) n++;
+    }
+    return n;
+  }
+
+  #onEntry(key: string, next: UserEntry | null, initial: boolean): void {
+    const prev = this.#entries.get(key);
+    if (!initial && this.#o.isLeader()) {
+      const now = Date.now();
+      const before = this.#liveCount(prev, now);
+      const after = this.#liveCount(next, now);
+      if (before === 0 && after > 0) {
+        this.#publish({ userId: decodeUserKey(key), status: 'online', at: now, reason: 'connect' });
+      } else if (before > 0 && after === 0) {
+        const left = Object.keys(prev?.nodes ?? {}).filter((n) => !next?.nodes[n]);
+        const draining = left.some((n) => this.#o.leases.get(n, now)?.draining === true);
+        this.#publish({
+          userId: decodeUserKey(key),
+          status: 'offline',
+          at: next?.lastSeen ?? now,
+          reason: draining ? 'drain' : 'disconnect',
+        });
+      }
+    }
+    this.#index(key, prev, next);
+  }
+
+  #index(key: string, prev: UserEntry | undefined, next: UserEntry | null): void {
+    for (const nodeId of Object.keys(prev?.nodes ?? {})) {
+      if (!next?.nodes[nodeId]) this.#byNode.get(nodeId)?.delete(key);
+    }
+    if (next === null) {
+      this.#entries.delete(key);
+      return;
+    }
+    this.#entries.set(key, next);
+    for (const nodeId of Object.keys(next.nodes)) {
+      let set = this.#byNode.get(nodeId);
+      if (!set) {
+        set = new Set();
+        this.#byNode.set(nodeId, set);
+      }
+      set.add(key);
+    }
+  }
+
+  #onLeaseLost({ lease, reason }: LeaseLost): void {
+    if (!this.#o.isLeader()) return;
+    const keys = [...(this.#byNode.get(lease.nodeId) ?? [])].filter(
+      (k) => this.#entries.get(k)?.nodes[lease.nodeId]?.epoch === lease.epoch,
+    );
+    this.#o.log.info({ nodeId: lease.nodeId, epoch: lease.epoch, reason, users: keys.length }, 'node lease lost');
+    if (keys.length === 0) return;
+    const now = Date.now();
+    for (const key of keys) {
+      if (this.#liveCount(this.#entries.get(key), now, lease.nodeId) === 0) {
+        this.#publish({ userId: decodeUserKey(key), status: 'offline', at: lease.heartbeatAt, reason: 'node-lost' });
+      }
+    }
+    this.#clean(keys, lease.nodeId, lease.epoch, lease.heartbeatAt);
+  }
+
+  #reconcile(): void {
+    if (!this.#o.isLeader() || Date.now() - this.#startedAt < 2 * this.#o.leaseTtlMs) return;
+    const now = Date.now();
+    const stale = new Map<string, { nodeId: string; epoch: string; keys: string[] }>();
+    for (const [key, entry] of this.#entries) {
+      for (const [nodeId, p] of Object.entries(entry.nodes)) {
+        if (this.#counts(nodeId, p.epoch, p.since, now)) continue;
+        const id = `${nodeId}\u0000${p.epoch}`;
+        const group = stale.get(id) ?? { nodeId, epoch: p.epoch, keys: [] };
+        group.keys.push(key);
+        stale.set(id, group);
+      }
+    }
+    for (const { nodeId, epoch, keys } of stale.values()) {
+      this.#o.log.info({ nodeId, epoch, users: keys.length }, 'removing entries of a node without a lease');
+      this.#clean(keys, nodeId, epoch, now);
+    }
+  }
+
+  #clean(keys: string[], nodeId: string, epoch: string, lastSeen: number): void {
+    const { users, log } = this.#o;
+    const run = async () => {
+      let next = 0;
+      const worker = async () => {
+        while (next < keys.length) {
+          const key = keys[next++]!;
+          try {
+            await removeNodeFromEntry(users, key, nodeId, epoch, lastSeen);
+          } catch (err) {
+            log.warn({ err, key, nodeId }, 'clean-up of a dead node entry failed; the reconciler retries');
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.#o.cleanupConcurrency ?? 64, keys.length) }, worker));
+    };
+    this.#cleaning = this.#cleaning.then(run);
+  }
+
+  #publish(event: PresenceEvent): void {
+    this.#events++;
+    this.#o.nc.publish(Subjects.presenceEvents, JSON.stringify(event));
+  }
+}
