@@ -1,0 +1,71 @@
+import { Kvm } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { UserEntry } from '@switchboard/protocol/presence';
+import { Buckets } from '@switchboard/protocol/subjects';
+import { AppProcess } from '@switchboard/testkit/app-process';
+import { NatsServer } from '@switchboard/testkit/nats-server';
+import { freePort } from '@switchboard/testkit/ports';
+import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
+import { mintToken } from '@switchboard/testkit/tokens';
+import { waitFor } from '@switchboard/testkit/wait-for';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const SECRET = 'storm-test-secret-storm-test-secret-0000';
+const USERS = 5_000;
+/** Connects in flight at once: many clients arriving together, as after a hot-news push. */
+const CONCURRENCY = 250;
+
+describe('edge connection storm', () => {
+  let nats: NatsServer;
+  let edge: AppProcess;
+  let url: string;
+  let nc: NatsConnection;
+  const clients: ClientSocket[] = [];
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    edge = await AppProcess.spawn('edge', {
+      env: { NATS_URL: nats.url, NODE_ID: 'storm', PORT: String(port), HOST: '127.0.0.1', AUTH_JWT_SECRET: SECRET },
+      readyUrl: `${url}/readyz`,
+    });
+    nc = await connect({ servers: nats.url });
+  });
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await edge?.kill();
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  it(`storm - ${USERS} connects in a burst all end registered`, async () => {
+    const tokens = await Promise.all(Array.from({ length: USERS }, (_, i) => mintToken({ sub: `storm-${i}`, secret: SECRET })));
+    const t0 = Date.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < USERS) {
+          const token = tokens[next++]!;
+          clients.push(await connectClient(url, { token, timeoutMs: 60_000 }));
+        }
+      }),
+    );
+    const connectedMs = Date.now() - t0;
+
+    const kv = await new Kvm(nc).open(Buckets.users);
+    const registered = async () => {
+      let n = 0;
+      for await (const key of await kv.keys()) {
+        const entry = (await kv.get(key))?.json() as UserEntry | undefined;
+        if (entry?.nodes.storm?.connections === 1) n++;
+      }
+      return n;
+    };
+    await waitFor(async () => (await registered()) === USERS, { timeoutMs: 30_000, intervalMs: 500 });
+    console.log(`storm: ${USERS} connects in ${connectedMs} ms, all registered after ${Date.now() - t0} ms`);
+    expect(await registered()).toBe(USERS);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/switchboard_edge_connections\{app="edge"\} 5000/);
+  }, 120_000);
+});

@@ -1,0 +1,136 @@
+import type { KV } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { openPresenceBuckets } from '@switchboard/nats/provision';
+import type { UserEntry } from '@switchboard/protocol/presence';
+import { encodeUserKey } from '@switchboard/protocol/user-key';
+import { NatsServer } from '@switchboard/testkit/nats-server';
+import { waitFor } from '@switchboard/testkit/wait-for';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LeaseLost, LeaseTable } from '../src/lease-table.js';
+import { NodeLease } from '../src/node-lease.js';
+import { PresenceReader } from '../src/presence-reader.js';
+import { UserRegistrar } from '../src/user-registrar.js';
+
+const log = pino({ level: 'silent' });
+const TTL = 1_500;
+
+describe('presence registry', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let nodes: KV;
+  let users: KV;
+  let table: LeaseTable;
+  const lost: LeaseLost[] = [];
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    nc = await connect({ servers: nats.url });
+    ({ nodes, users } = await openPresenceBuckets(nc, { replicas: 1, leaseTtlMs: TTL }));
+    table = await LeaseTable.create({ kv: nodes, leaseTtlMs: TTL, log, sweepIntervalMs: 50 });
+    table.onLost((l) => lost.push(l));
+  });
+  afterAll(async () => {
+    table?.stop();
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  const entry = async (userId: string): Promise<UserEntry | null> => {
+    const e = await users.get(encodeUserKey(userId));
+    return e && e.operation === 'PUT' ? (e.json() as UserEntry) : null;
+  };
+
+  it('lease - alive while heartbeating, lost ("expired") within the TTL once heartbeats stop', async () => {
+    const lease = new NodeLease({ kv: nodes, nodeId: 'n-expire', epoch: 'e1', url: 'x', leaseTtlMs: TTL, connections: () => 0, log });
+    await lease.start();
+    await waitFor(() => table.isAlive('n-expire', 'e1'));
+    // Survives several TTLs of heartbeats.
+    await new Promise((r) => setTimeout(r, TTL * 2));
+    expect(table.isAlive('n-expire', 'e1')).toBe(true);
+    lease.abandon();
+    const t0 = Date.now();
+    await waitFor(() => lost.find((l) => l.lease.nodeId === 'n-expire'), { timeoutMs: TTL * 3 });
+    const elapsed = Date.now() - t0;
+    expect(lost.find((l) => l.lease.nodeId === 'n-expire')?.reason).toBe('expired');
+    expect(elapsed).toBeLessThanOrEqual(TTL + 200);
+    expect(table.isAlive('n-expire', 'e1')).toBe(false);
+    expect(table.isDead('n-expire', 'e1')).toBe(true);
+  });
+
+  it('lease - a restart under a new epoch marks the old one dead ("replaced")', async () => {
+    const a = new NodeLease({ kv: nodes, nodeId: 'n-restart', epoch: 'old', url: 'x', leaseTtlMs: TTL, connections: () => 0, log });
+    await a.start();
+    await waitFor(() => table.isAlive('n-restart', 'old'));
+    a.abandon();
+    const b = new NodeLease({ kv: nodes, nodeId: 'n-restart', epoch: 'new', url: 'x', leaseTtlMs: TTL, connections: () => 0, log });
+    await b.start();
+    await waitFor(() => table.isAlive('n-restart', 'new'));
+    expect(table.isAlive('n-restart', 'old')).toBe(false);
+    expect(lost.find((l) => l.lease.nodeId === 'n-restart')).toMatchObject({ reason: 'replaced', lease: { epoch: 'old' } });
+    await b.stop();
+    await waitFor(() => lost.find((l) => l.lease.nodeId === 'n-restart' && l.reason === 'deleted'));
+  });
+
+  it('lease - the heartbeat is one write whatever the user count', async () => {
+    // The lease value does not grow with users: only the connection count changes.
+    const small = new NodeLease({ kv: nodes, nodeId: 'n-size', epoch: 'e', url: 'x', leaseTtlMs: TTL, connections: () => 1, log });
+    const big = new NodeLease({ kv: nodes, nodeId: 'n-size', epoch: 'e', url: 'x', leaseTtlMs: TTL, connections: () => 10_000, log });
+    const size = (l: NodeLease) => JSON.stringify(l.value()).length;
+    expect(size(big) - size(small)).toBe(4);
+  });
+
+  it('entries - count only while the node lease is alive with the same epoch', async () => {
+    const lease = new NodeLease({ kv: nodes, nodeId: 'n-fence', epoch: 'f1', url: 'x', leaseTtlMs: TTL, connections: () => 1, log });
+    await lease.start();
+    const reg = new UserRegistrar({ kv: users, nodeId: 'n-fence', epoch: 'f1', log });
+    const reader = new PresenceReader({ kv: users, leases: table });
+    reg.set('fenced', 1);
+    await reg.flush();
+    await waitFor(() => table.isAlive('n-fence', 'f1'));
+    expect((await reader.lookup('fenced')).online).toBe(true);
+    lease.abandon();
+    // The entry is still in KV, but its lease is gone: offline.
+    await waitFor(async () => !(await reader.lookup('fenced')).online, { timeoutMs: TTL * 3 });
+    expect(Object.keys((await entry('fenced'))?.nodes ?? {})).toEqual(['n-fence']);
+  });
+
+  it('entries - concurrent connects of one user on two nodes end in a correct entry (CAS)', async () => {
+    const a = new UserRegistrar({ kv: users, nodeId: 'cas-a', epoch: 'ea', log });
+    const b = new UserRegistrar({ kv: users, nodeId: 'cas-b', epoch: 'eb', log });
+    const ids = Array.from({ length: 50 }, (_, i) => `cas-user-${i}`);
+    for (const id of ids) {
+      a.set(id, 1);
+      b.set(id, 2);
+      a.set(id, 3);
+    }
+    await Promise.all([a.flush(), b.flush()]);
+    for (const id of ids) {
+      const e = await entry(id);
+      expect(e?.nodes['cas-a']).toMatchObject({ epoch: 'ea', connections: 3 });
+      expect(e?.nodes['cas-b']).toMatchObject({ epoch: 'eb', connections: 2 });
+    }
+    expect(a.failedWrites + b.failedWrites).toBe(0);
+    // And leaving concurrently leaves no node and a lastSeen.
+    for (const id of ids) {
+      a.set(id, 0);
+      b.set(id, 0);
+    }
+    await Promise.all([a.flush(), b.flush()]);
+    for (const id of ids) {
+      const e = await entry(id);
+      expect(e?.nodes).toEqual({});
+      expect(e?.lastSeen).toBeGreaterThan(0);
+    }
+  });
+
+  it('entries - a burst of changes to one user coalesces into few writes', async () => {
+    const reg = new UserRegistrar({ kv: users, nodeId: 'coalesce', epoch: 'c', log });
+    const before = (await users.status()).streamInfo.state.last_seq;
+    for (let i = 1; i <= 200; i++) reg.set('tabby', i);
+    await reg.flush();
+    const after = (await users.status()).streamInfo.state.last_seq;
+    expect((await entry('tabby'))?.nodes.coalesce?.connections).toBe(200);
+    expect(after - before).toBeLessThanOrEqual(2);
+  });
+});
