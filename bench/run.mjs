@@ -3,7 +3,10 @@
 // per benchmark with the ratios to its baseline, and writes bench/results/<name>.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
 
-const all = { latency: () => import('./latency.mjs') };
+const all = {
+  latency: () => import('./latency.mjs'),
+  presence: () => import('./presence.mjs'),
+};
 const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(all);
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 

@@ -27,7 +27,13 @@ describe('edge connection storm', () => {
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     edge = await AppProcess.spawn('edge', {
-      env: { NATS_URL: nats.url, NODE_ID: 'storm', PORT: String(port), HOST: '127.0.0.1', AUTH_JWT_SECRET: SECRET },
+      env: {
+        NATS_URL: nats.url,
+        NODE_ID: 'storm',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        AUTH_JWT_SECRET: SECRET,
+      },
       readyUrl: `${url}/readyz`,
     });
     nc = await connect({ servers: nats.url });
@@ -40,7 +46,9 @@ describe('edge connection storm', () => {
   });
 
   it(`storm - ${USERS} connects in a burst all end registered`, async () => {
-    const tokens = await Promise.all(Array.from({ length: USERS }, (_, i) => mintToken({ sub: `storm-${i}`, secret: SECRET })));
+    const tokens = await Promise.all(
+      Array.from({ length: USERS }, (_, i) => mintToken({ sub: `storm-${i}`, secret: SECRET })),
+    );
     const t0 = Date.now();
     let next = 0;
     await Promise.all(
@@ -62,8 +70,13 @@ describe('edge connection storm', () => {
       }
       return n;
     };
-    await waitFor(async () => (await registered()) === USERS, { timeoutMs: 30_000, intervalMs: 500 });
-    console.log(`storm: ${USERS} connects in ${connectedMs} ms, all registered after ${Date.now() - t0} ms`);
+    await waitFor(async () => (await registered()) === USERS, {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+    });
+    console.log(
+      `storm: ${USERS} connects in ${connectedMs} ms, all registered after ${Date.now() - t0} ms`,
+    );
     expect(await registered()).toBe(USERS);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/switchboard_edge_connections\{app="edge"\} 5000/);

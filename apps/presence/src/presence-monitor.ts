@@ -11,7 +11,10 @@
  */
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { watchWithSnapshot, type SnapshotWatch } from '@switchboard/presence-registry/kv-snapshot-watch';
+import {
+  type SnapshotWatch,
+  watchWithSnapshot,
+} from '@switchboard/presence-registry/kv-snapshot-watch';
 import type { LeaseLost, LeaseTable } from '@switchboard/presence-registry/lease-table';
 import { removeNodeFromEntry } from '@switchboard/presence-registry/user-registrar';
 import type { PresenceEvent, UserEntry } from '@switchboard/protocol/presence';
@@ -155,12 +158,20 @@ export class PresenceMonitor {
     const keys = [...(this.#byNode.get(lease.nodeId) ?? [])].filter(
       (k) => this.#entries.get(k)?.nodes[lease.nodeId]?.epoch === lease.epoch,
     );
-    this.#o.log.info({ nodeId: lease.nodeId, epoch: lease.epoch, reason, users: keys.length }, 'node lease lost');
+    this.#o.log.info(
+      { nodeId: lease.nodeId, epoch: lease.epoch, reason, users: keys.length },
+      'node lease lost',
+    );
     if (keys.length === 0) return;
     const now = Date.now();
     for (const key of keys) {
       if (this.#liveCount(this.#entries.get(key), now, lease.nodeId) === 0) {
-        this.#publish({ userId: decodeUserKey(key), status: 'offline', at: lease.heartbeatAt, reason: 'node-lost' });
+        this.#publish({
+          userId: decodeUserKey(key),
+          status: 'offline',
+          at: lease.heartbeatAt,
+          reason: 'node-lost',
+        });
       }
     }
     this.#clean(keys, lease.nodeId, lease.epoch, lease.heartbeatAt);
@@ -180,7 +191,10 @@ export class PresenceMonitor {
       }
     }
     for (const { nodeId, epoch, keys } of stale.values()) {
-      this.#o.log.info({ nodeId, epoch, users: keys.length }, 'removing entries of a node without a lease');
+      this.#o.log.info(
+        { nodeId, epoch, users: keys.length },
+        'removing entries of a node without a lease',
+      );
       this.#clean(keys, nodeId, epoch, now);
     }
   }
@@ -195,11 +209,16 @@ export class PresenceMonitor {
           try {
             await removeNodeFromEntry(users, key, nodeId, epoch, lastSeen);
           } catch (err) {
-            log.warn({ err, key, nodeId }, 'clean-up of a dead node entry failed; the reconciler retries');
+            log.warn(
+              { err, key, nodeId },
+              'clean-up of a dead node entry failed; the reconciler retries',
+            );
           }
         }
       };
-      await Promise.all(Array.from({ length: Math.min(this.#o.cleanupConcurrency ?? 64, keys.length) }, worker));
+      await Promise.all(
+        Array.from({ length: Math.min(this.#o.cleanupConcurrency ?? 64, keys.length) }, worker),
+      );
     };
     this.#cleaning = this.#cleaning.then(run);
   }

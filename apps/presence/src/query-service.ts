@@ -3,8 +3,9 @@
  * `nats micro ls`). Same JSON as HTTP: `{ userIds: [...] }` → `{ users }`, or
  * `{ userId }` → one presence view. Replicas share the load (queue group).
  */
-import type { NatsConnection } from '@nats-io/transport-node';
+
 import { type Service, Svcm } from '@nats-io/services';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { PresenceReader } from '@switchboard/presence-registry/presence-reader';
 import { ErrorCodes } from '@switchboard/protocol/errors';
 import { UserId } from '@switchboard/protocol/message';
@@ -15,7 +16,11 @@ import { z } from 'zod';
 
 const SingleQuery = z.object({ userId: UserId }).strict();
 
-export async function startQueryService(nc: NatsConnection, presence: PresenceReader, log: Logger): Promise<Service> {
+export async function startQueryService(
+  nc: NatsConnection,
+  presence: PresenceReader,
+  log: Logger,
+): Promise<Service> {
   // The services package is typed against its own copy of nats-core; the connection is the same.
   const service = await new Svcm(nc as unknown as ConstructorParameters<typeof Svcm>[0]).add({
     name: 'switchboard-presence',
@@ -39,7 +44,12 @@ export async function startQueryService(nc: NatsConnection, presence: PresenceRe
         const single = SingleQuery.safeParse(body);
         const many = single.success ? null : PresenceQueryRequest.safeParse(body);
         if (!single.success && !many?.success) {
-          return respondError(msg, ErrorCodes.validationFailed, 'expected { userIds: string[1..1000] } or { userId }', many?.error.issues);
+          return respondError(
+            msg,
+            ErrorCodes.validationFailed,
+            'expected { userIds: string[1..1000] } or { userId }',
+            many?.error.issues,
+          );
         }
         try {
           if (single.success) {
@@ -67,5 +77,9 @@ function respondError(
   details?: unknown,
 ): void {
   const status = code === ErrorCodes.unavailable ? 503 : 400;
-  msg.respondError(status, message, new TextEncoder().encode(JSON.stringify({ error: { code, message, details } })));
+  msg.respondError(
+    status,
+    message,
+    new TextEncoder().encode(JSON.stringify({ error: { code, message, details } })),
+  );
 }

@@ -1,5 +1,5 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { loadConfig as loadEdgeConfig } from '@switchboard/edge/config';
 import { type RunningEdge, startEdge } from '@switchboard/edge/start-edge';
 import type { PresenceEvent, UserEntry } from '@switchboard/protocol/presence';
@@ -27,11 +27,14 @@ describe('presence events, drain and the NATS query service', () => {
   const events: PresenceEvent[] = [];
 
   const client = async (userId: string, edge: number) => {
-    const s = await connectClient(`http://127.0.0.1:${edges[edge]!.node.port}`, { token: await mintToken({ sub: userId, secret: SECRET }) });
+    const s = await connectClient(`http://127.0.0.1:${edges[edge]!.node.port}`, {
+      token: await mintToken({ sub: userId, secret: SECRET }),
+    });
     clients.push(s);
     return s;
   };
-  const of = (userId: string) => events.filter((e) => e.userId === userId).map((e) => `${e.status}:${e.reason}`);
+  const of = (userId: string) =>
+    events.filter((e) => e.userId === userId).map((e) => `${e.status}:${e.reason}`);
   const settle = async () => {
     await Promise.all(edges.map((e) => e.node.flushPresence()));
     await new Promise((r) => setTimeout(r, 150));
@@ -41,13 +44,34 @@ describe('presence events, drain and the NATS query service', () => {
     nats = await NatsServer.start();
     for (const nodeId of ['ev-1', 'ev-2', 'ev-drain']) {
       edges.push(
-        await startEdge(loadEdgeConfig({ PORT: '0', HOST: '127.0.0.1', NODE_ID: nodeId, NATS_URL: nats.url, AUTH_JWT_SECRET: SECRET, LEASE_TTL_MS: '3000' }), log),
+        await startEdge(
+          loadEdgeConfig({
+            PORT: '0',
+            HOST: '127.0.0.1',
+            NODE_ID: nodeId,
+            NATS_URL: nats.url,
+            AUTH_JWT_SECRET: SECRET,
+            LEASE_TTL_MS: '3000',
+          }),
+          log,
+        ),
       );
     }
-    presence = await startPresence(loadConfig({ PORT: '0', HOST: '127.0.0.1', NATS_URL: nats.url, API_KEYS: API_KEY, LEASE_TTL_MS: '3000' }), log);
+    presence = await startPresence(
+      loadConfig({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        NATS_URL: nats.url,
+        API_KEYS: API_KEY,
+        LEASE_TTL_MS: '3000',
+      }),
+      log,
+    );
     await waitFor(() => presence.leader.isLeader);
     spy = await connect({ servers: nats.url });
-    spy.subscribe(Subjects.presenceEvents, { callback: (_e, m) => events.push(m.json() as PresenceEvent) });
+    spy.subscribe(Subjects.presenceEvents, {
+      callback: (_e, m) => events.push(m.json() as PresenceEvent),
+    });
     await spy.flush();
   });
   afterAll(async () => {
@@ -80,10 +104,16 @@ describe('presence events, drain and the NATS query service', () => {
     const movers = await Promise.all(['mover-1', 'mover-2', 'mover-3'].map((u) => client(u, 2)));
     await client('mover-3', 0); // also on a node that stays
     await settle();
-    const reasons = movers.map((s) => new Promise<string>((resolve) => s.once('disconnect', (r) => resolve(r))));
+    const reasons = movers.map(
+      (s) => new Promise<string>((resolve) => s.once('disconnect', (r) => resolve(r))),
+    );
     await edges[2]!.stop();
     // "transport close" is the reason on which Socket.IO clients reconnect by themselves.
-    expect(await Promise.all(reasons)).toEqual(['transport close', 'transport close', 'transport close']);
+    expect(await Promise.all(reasons)).toEqual([
+      'transport close',
+      'transport close',
+      'transport close',
+    ]);
     // Reconnecting lands on a node that accepts (the drained one refuses).
     for (const u of ['mover-1', 'mover-2']) await client(u, 1);
     await settle();
@@ -103,15 +133,30 @@ describe('presence events, drain and the NATS query service', () => {
   it('query service - presence.v1.query answers { userIds } and { userId }, and errors as JSON', async () => {
     await client('svc-user', 0);
     await settle();
-    const many = await spy.request(Subjects.presenceQuery, JSON.stringify({ userIds: ['svc-user', 'nobody-here'] }));
-    expect(many.json()).toEqual({ users: { 'svc-user': { online: true, connections: 1 }, 'nobody-here': { online: false, connections: 0 } } });
+    const many = await spy.request(
+      Subjects.presenceQuery,
+      JSON.stringify({ userIds: ['svc-user', 'nobody-here'] }),
+    );
+    expect(many.json()).toEqual({
+      users: {
+        'svc-user': { online: true, connections: 1 },
+        'nobody-here': { online: false, connections: 0 },
+      },
+    });
     const one = await spy.request(Subjects.presenceQuery, JSON.stringify({ userId: 'svc-user' }));
-    expect(one.json()).toMatchObject({ userId: 'svc-user', online: true, nodes: [{ nodeId: 'ev-1' }] });
+    expect(one.json()).toMatchObject({
+      userId: 'svc-user',
+      online: true,
+      nodes: [{ nodeId: 'ev-1' }],
+    });
     const bad = await spy.request(Subjects.presenceQuery, JSON.stringify({ userIds: [] }));
     expect(bad.headers?.get('Nats-Service-Error-Code')).toBe('400');
     expect(bad.json()).toMatchObject({ error: { code: 'validation_failed' } });
     // Discoverable like any NATS micro service.
     const ping = await spy.request('$SRV.PING.switchboard-presence', '');
-    expect(ping.json()).toMatchObject({ name: 'switchboard-presence', type: 'io.nats.micro.v1.ping_response' });
+    expect(ping.json()).toMatchObject({
+      name: 'switchboard-presence',
+      type: 'io.nats.micro.v1.ping_response',
+    });
   });
 });

@@ -82,7 +82,11 @@ export class LeaseTable {
   #put(nodeId: string, held: Held): void {
     const before = this.#leases.get(nodeId);
     this.#leases.set(nodeId, held);
-    if (before && before.lease.epoch !== held.lease.epoch && !this.#dead.has(epochKey(nodeId, before.lease.epoch))) {
+    if (
+      before &&
+      before.lease.epoch !== held.lease.epoch &&
+      !this.#dead.has(epochKey(nodeId, before.lease.epoch))
+    ) {
       this.#lose(before.lease, 'replaced');
     }
   }
@@ -100,7 +104,8 @@ export class LeaseTable {
     const key = epochKey(lease.nodeId, lease.epoch);
     if (this.#dead.has(key)) return;
     this.#dead.add(key);
-    if (this.#dead.size > DEAD_EPOCHS_KEPT) this.#dead.delete(this.#dead.values().next().value as string);
+    if (this.#dead.size > DEAD_EPOCHS_KEPT)
+      this.#dead.delete(this.#dead.values().next().value as string);
     for (const listener of this.#listeners) {
       try {
         listener({ lease, reason });
@@ -118,7 +123,9 @@ export class LeaseTable {
   /** True when `nodeId`'s lease is alive and carries `epoch`. O(1), no I/O. */
   isAlive(nodeId: string, epoch: string, now = Date.now()): boolean {
     const held = this.#leases.get(nodeId);
-    return held !== undefined && held.lease.epoch === epoch && now - held.seenAt < this.#o.leaseTtlMs;
+    return (
+      held !== undefined && held.lease.epoch === epoch && now - held.seenAt < this.#o.leaseTtlMs
+    );
   }
 
   /** True when this epoch is known to be over (lost, deleted or replaced). */

@@ -100,10 +100,17 @@ export class NodeLease {
   }
 
   async #put(): Promise<void> {
-    if (this.#lastOkAt > 0 && Date.now() - this.#lastOkAt >= this.#o.leaseTtlMs && this.#o.onLapse) {
+    if (
+      this.#lastOkAt > 0 &&
+      Date.now() - this.#lastOkAt >= this.#o.leaseTtlMs &&
+      this.#o.onLapse
+    ) {
       const previous = this.#epoch;
       this.#epoch = this.#o.onLapse();
-      this.#o.log.warn({ previous, epoch: this.#epoch }, 'lease lapsed: continuing under a new epoch');
+      this.#o.log.warn(
+        { previous, epoch: this.#epoch },
+        'lease lapsed: continuing under a new epoch',
+      );
     }
     await this.#o.kv.put(this.#o.nodeId, encodeJson(this.value()));
     this.#lastOkAt = Date.now();

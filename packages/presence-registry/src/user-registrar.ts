@@ -149,7 +149,14 @@ export class UserRegistrar {
       try {
         const epoch = this.#epoch;
         const known = this.#known.get(userId) ?? (await this.#read(kv, key));
-        const next = applyNode(known.entry, nodeId, epoch, desired, Date.now(), this.#forced.delete(userId));
+        const next = applyNode(
+          known.entry,
+          nodeId,
+          epoch,
+          desired,
+          Date.now(),
+          this.#forced.delete(userId),
+        );
         if (next !== null) {
           const revision = await kv.put(key, encodeJson(next), { previousSeq: known.revision });
           if (desired > 0) this.#known.set(userId, { revision, entry: next });

@@ -42,7 +42,15 @@ describe('presence registry', () => {
   };
 
   it('lease - alive while heartbeating, lost ("expired") within the TTL once heartbeats stop', async () => {
-    const lease = new NodeLease({ kv: nodes, nodeId: 'n-expire', epoch: 'e1', url: 'x', leaseTtlMs: TTL, connections: () => 0, log });
+    const lease = new NodeLease({
+      kv: nodes,
+      nodeId: 'n-expire',
+      epoch: 'e1',
+      url: 'x',
+      leaseTtlMs: TTL,
+      connections: () => 0,
+      log,
+    });
     await lease.start();
     await waitFor(() => table.isAlive('n-expire', 'e1'));
     // Survives several TTLs of heartbeats.
@@ -59,29 +67,72 @@ describe('presence registry', () => {
   });
 
   it('lease - a restart under a new epoch marks the old one dead ("replaced")', async () => {
-    const a = new NodeLease({ kv: nodes, nodeId: 'n-restart', epoch: 'old', url: 'x', leaseTtlMs: TTL, connections: () => 0, log });
+    const a = new NodeLease({
+      kv: nodes,
+      nodeId: 'n-restart',
+      epoch: 'old',
+      url: 'x',
+      leaseTtlMs: TTL,
+      connections: () => 0,
+      log,
+    });
     await a.start();
     await waitFor(() => table.isAlive('n-restart', 'old'));
     a.abandon();
-    const b = new NodeLease({ kv: nodes, nodeId: 'n-restart', epoch: 'new', url: 'x', leaseTtlMs: TTL, connections: () => 0, log });
+    const b = new NodeLease({
+      kv: nodes,
+      nodeId: 'n-restart',
+      epoch: 'new',
+      url: 'x',
+      leaseTtlMs: TTL,
+      connections: () => 0,
+      log,
+    });
     await b.start();
     await waitFor(() => table.isAlive('n-restart', 'new'));
     expect(table.isAlive('n-restart', 'old')).toBe(false);
-    expect(lost.find((l) => l.lease.nodeId === 'n-restart')).toMatchObject({ reason: 'replaced', lease: { epoch: 'old' } });
+    expect(lost.find((l) => l.lease.nodeId === 'n-restart')).toMatchObject({
+      reason: 'replaced',
+      lease: { epoch: 'old' },
+    });
     await b.stop();
     await waitFor(() => lost.find((l) => l.lease.nodeId === 'n-restart' && l.reason === 'deleted'));
   });
 
   it('lease - the heartbeat is one write whatever the user count', async () => {
     // The lease value does not grow with users: only the connection count changes.
-    const small = new NodeLease({ kv: nodes, nodeId: 'n-size', epoch: 'e', url: 'x', leaseTtlMs: TTL, connections: () => 1, log });
-    const big = new NodeLease({ kv: nodes, nodeId: 'n-size', epoch: 'e', url: 'x', leaseTtlMs: TTL, connections: () => 10_000, log });
+    const small = new NodeLease({
+      kv: nodes,
+      nodeId: 'n-size',
+      epoch: 'e',
+      url: 'x',
+      leaseTtlMs: TTL,
+      connections: () => 1,
+      log,
+    });
+    const big = new NodeLease({
+      kv: nodes,
+      nodeId: 'n-size',
+      epoch: 'e',
+      url: 'x',
+      leaseTtlMs: TTL,
+      connections: () => 10_000,
+      log,
+    });
     const size = (l: NodeLease) => JSON.stringify(l.value()).length;
     expect(size(big) - size(small)).toBe(4);
   });
 
   it('entries - count only while the node lease is alive with the same epoch', async () => {
-    const lease = new NodeLease({ kv: nodes, nodeId: 'n-fence', epoch: 'f1', url: 'x', leaseTtlMs: TTL, connections: () => 1, log });
+    const lease = new NodeLease({
+      kv: nodes,
+      nodeId: 'n-fence',
+      epoch: 'f1',
+      url: 'x',
+      leaseTtlMs: TTL,
+      connections: () => 1,
+      log,
+    });
     await lease.start();
     const reg = new UserRegistrar({ kv: users, nodeId: 'n-fence', epoch: 'f1', log });
     const reader = new PresenceReader({ kv: users, leases: table });
