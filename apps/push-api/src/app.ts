@@ -2,22 +2,32 @@
  * The push API as a Fastify app. `buildApp` takes its dependencies ready-made, so tests
  * construct it around a real NATS connection and call `inject()` or `listen()`.
  */
+import { createHash } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type {} from '@switchboard/http/api-key-auth';
 import { createHttpApp, type HttpApp } from '@switchboard/http/http-app';
+import type { SendMessageResponse } from '@switchboard/protocol/message';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { DeliveryRouter } from './delivery-router.js';
+import type { IdempotencyStore } from './idempotency-store.js';
 import { messageRoutes } from './routes/messages.js';
 
 export type BuildAppOptions = {
   apiKeys: readonly string[];
   bodyLimitBytes: number;
+  /** Requests per minute per API key (per instance). */
+  rateLimitPerMinute: number;
   nc: NatsConnection;
   router: DeliveryRouter;
+  idempotency: IdempotencyStore<SendMessageResponse>;
+  /** Longest a duplicate waits for the first request with its key (plus its ack timeout). */
+  duplicateWaitMs: number;
   logger: Logger;
   registry: Registry;
-  /** Named readiness checks, e.g. NATS connected. */
-  readiness: Record<string, () => boolean>;
+  /** Named readiness checks; `nats` also gates the send routes. */
+  readiness: { nats: () => boolean } & Record<string, () => boolean>;
 };
 
 export async function buildApp(options: BuildAppOptions): Promise<HttpApp> {
@@ -33,6 +43,23 @@ export async function buildApp(options: BuildAppOptions): Promise<HttpApp> {
       version: '1.0.0',
     },
   });
-  await app.register(messageRoutes, { router: options.router, nc: options.nc });
+  await app.register(rateLimit, {
+    max: options.rateLimitPerMinute,
+    timeWindow: 60_000,
+    // After authentication, so an unknown key gets 401 and a known one its own budget.
+    hook: 'preHandler',
+    keyGenerator: (req) =>
+      createHash('sha256')
+        .update(req.headers.authorization ?? req.ip)
+        .digest('base64url'),
+    allowList: (req) => req.routeOptions.config?.public === true,
+  });
+  await app.register(messageRoutes, {
+    router: options.router,
+    nc: options.nc,
+    idempotency: options.idempotency,
+    ready: options.readiness.nats,
+    duplicateWaitMs: options.duplicateWaitMs,
+  });
   return app;
 }

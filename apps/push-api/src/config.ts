@@ -24,6 +24,12 @@ export type PushApiConfig = {
   /** Added to `ackTimeoutMs` for acked deliveries: the node's own answer time. */
   ackGraceMs: number;
   leaseTtlMs: number;
+  /** Requests per minute per API key, per instance. */
+  rateLimitPerMinute: number;
+  /** A pending idempotency claim older than this belongs to a dead request and is taken over. */
+  idempotencyPendingTimeoutMs: number;
+  /** How long a fallback hand-off is retried while JetStream is unavailable. */
+  fallbackRetryMs: number;
   logLevel: z.infer<typeof logLevel>;
 };
 
@@ -43,6 +49,9 @@ export function loadConfig(env: Env): PushApiConfig {
       NODE_TIMEOUT_MS: durationMs(1_000, 10, 60_000),
       ACK_GRACE_MS: durationMs(1_000, 0, 60_000),
       LEASE_TTL_MS: durationMs(10_000, 1_000, 300_000),
+      RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(60_000),
+      IDEMPOTENCY_PENDING_TIMEOUT_MS: durationMs(90_000, 1_000, 3_600_000),
+      FALLBACK_RETRY_MS: durationMs(10_000, 0, 600_000),
       LOG_LEVEL: logLevel,
     },
     env,
@@ -56,6 +65,9 @@ export function loadConfig(env: Env): PushApiConfig {
     nodeTimeoutMs: e.NODE_TIMEOUT_MS,
     ackGraceMs: e.ACK_GRACE_MS,
     leaseTtlMs: e.LEASE_TTL_MS,
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    idempotencyPendingTimeoutMs: e.IDEMPOTENCY_PENDING_TIMEOUT_MS,
+    fallbackRetryMs: e.FALLBACK_RETRY_MS,
     logLevel: e.LOG_LEVEL,
   };
 }

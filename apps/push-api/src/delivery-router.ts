@@ -133,6 +133,11 @@ export class DeliveryRouter {
     return results;
   }
 
+  /**
+   * Hands the undelivered recipients to the fallback stream. A recipient whose hand-off
+   * failed even after the queue's retries is reported `dropped` with `fallback-failed`:
+   * by then others may have been delivered, so the request must not fail as a whole.
+   */
   async #enqueueFallbacks(
     message: OutgoingMessage,
     notification: FallbackNotification,
@@ -146,17 +151,24 @@ export class DeliveryRouter {
         const i = indexes[next++]!;
         const result = results[i]!;
         const reason = result.reason ?? 'offline';
-        // Rejects when JetStream is unavailable: the caller answers 503 and may retry.
-        await this.#o.fallback.enqueue({
-          id: message.id,
-          userId: result.userId,
-          event: message.event,
-          data: message.data ?? null,
-          sentAt,
-          reason,
-          notification,
-        });
-        results[i] = { userId: result.userId, status: 'fallback', reason };
+        try {
+          await this.#o.fallback.enqueue({
+            id: message.id,
+            userId: result.userId,
+            event: message.event,
+            data: message.data ?? null,
+            sentAt,
+            reason,
+            notification,
+          });
+          results[i] = { userId: result.userId, status: 'fallback', reason };
+        } catch (err) {
+          this.#o.log.error(
+            { err, id: message.id, userId: result.userId },
+            'fallback hand-off failed',
+          );
+          results[i] = { userId: result.userId, status: 'dropped', reason: 'fallback-failed' };
+        }
       }
     };
     const n = Math.min(this.#o.fallbackConcurrency ?? 256, indexes.length);

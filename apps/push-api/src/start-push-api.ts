@@ -4,14 +4,20 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { createMetricsRegistry } from '@switchboard/http/health';
 import type { HttpApp } from '@switchboard/http/http-app';
 import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
-import { ensureFallbackStream, openPresenceBuckets } from '@switchboard/nats/provision';
+import {
+  ensureFallbackStream,
+  openIdempotencyBucket,
+  openPresenceBuckets,
+} from '@switchboard/nats/provision';
 import { LeaseTable } from '@switchboard/presence-registry/lease-table';
 import { PresenceReader } from '@switchboard/presence-registry/presence-reader';
+import type { SendMessageResponse } from '@switchboard/protocol/message';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { PushApiConfig } from './config.js';
 import { DeliveryRouter } from './delivery-router.js';
 import { FallbackQueue } from './fallback-queue.js';
+import { IdempotencyStore } from './idempotency-store.js';
 
 export type RunningPushApi = {
   app: HttpApp;
@@ -37,16 +43,23 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
     const router = new DeliveryRouter({
       nc,
       presence: new PresenceReader({ kv: buckets.users, leases }),
-      fallback: new FallbackQueue(nc),
+      fallback: new FallbackQueue(nc, { retryMs: config.fallbackRetryMs }),
       log,
       nodeTimeoutMs: config.nodeTimeoutMs,
       ackGraceMs: config.ackGraceMs,
     });
+    const idempotency = new IdempotencyStore<SendMessageResponse>({
+      kv: await openIdempotencyBucket(nc, { replicas: config.nats.replicas }),
+      pendingTimeoutMs: config.idempotencyPendingTimeoutMs,
+    });
     const app = await buildApp({
       apiKeys: config.apiKeys,
       bodyLimitBytes: config.bodyLimitBytes,
+      rateLimitPerMinute: config.rateLimitPerMinute,
       nc,
       router,
+      idempotency,
+      duplicateWaitMs: config.nodeTimeoutMs + config.ackGraceMs + 10_000,
       logger: log,
       registry: createMetricsRegistry('push-api'),
       readiness: { nats: () => health.connected },

@@ -36,7 +36,9 @@ export async function openPresenceBuckets(
       history: 1,
       ttl: options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
       replicas: options.replicas,
-      storage: StorageType.Memory,
+      // File, not memory: on 2.9 a clustered memory stream can come back from a node
+      // restart with its sequence reset, which stalls watchers.
+      storage: StorageType.File,
       description: 'switchboard node leases',
     }),
     kvm.create(Buckets.users, {
@@ -59,7 +61,7 @@ export async function openLeaderBucket(
     history: 1,
     ttl: options.ttlMs,
     replicas: options.replicas,
-    storage: StorageType.Memory,
+    storage: StorageType.File,
     description: 'switchboard presence leader',
   });
 }

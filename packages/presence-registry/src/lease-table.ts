@@ -28,7 +28,8 @@ export type LeaseTableOptions = {
   sweepIntervalMs?: number;
 };
 
-type Held = { lease: NodeLeaseValue; seenAt: number };
+/** `writtenAt`: the server's timestamp of the lease write; it only moves forward. */
+type Held = { lease: NodeLeaseValue; seenAt: number; writtenAt: number };
 
 /** How many dead epochs are remembered (oldest forgotten first). */
 const DEAD_EPOCHS_KEPT = 10_000;
@@ -40,6 +41,8 @@ export class LeaseTable {
   readonly #listeners: Array<(lost: LeaseLost) => void> = [];
   #stopWatch: (() => void) | undefined;
   #sweeper: NodeJS.Timeout | undefined;
+  #lastWatchEventAt = Date.now();
+  #polling = false;
 
   private constructor(options: LeaseTableOptions) {
     this.#o = options;
@@ -56,12 +59,13 @@ export class LeaseTable {
     const watch = await watchWithSnapshot(
       this.#o.kv,
       (e, initial) => {
+        this.#lastWatchEventAt = Date.now();
         if (e.operation === 'PUT') {
           try {
             const lease = NodeLease.parse(decodeJson(e.value));
             // A snapshot entry was written at `created`, not when it reached us.
             const seenAt = initial ? Math.min(Date.now(), e.created.getTime()) : Date.now();
-            this.#put(e.key, { lease, seenAt });
+            this.#put(e.key, { lease, seenAt, writtenAt: e.created.getTime() });
           } catch (err) {
             this.#o.log.warn({ err, key: e.key }, 'ignored a malformed node lease');
           }
@@ -91,7 +95,42 @@ export class LeaseTable {
     }
   }
 
+  /**
+   * Reads every lease directly. Used when the watch has been silent for half a TTL while
+   * heartbeats arrive every third of one: the watch's consumer may have died with a NATS
+   * node, and the client only recreates it after 10 s without its own heartbeats. A key
+   * that exists was written less than a TTL ago (the bucket's max_age).
+   */
+  async #poll(): Promise<void> {
+    if (this.#polling) return;
+    this.#polling = true;
+    try {
+      const { kv } = this.#o;
+      const keys: string[] = [];
+      for await (const k of await kv.keys()) keys.push(k);
+      for (const key of keys) {
+        const e = await kv.get(key);
+        if (e?.operation !== 'PUT') continue;
+        const held = this.#leases.get(key);
+        const writtenAt = e.created.getTime();
+        if (held && held.writtenAt >= writtenAt) continue;
+        try {
+          const lease = NodeLease.parse(decodeJson(e.value));
+          this.#put(key, { lease, seenAt: Math.min(Date.now(), writtenAt), writtenAt });
+        } catch (err) {
+          this.#o.log.warn({ err, key }, 'ignored a malformed node lease');
+        }
+      }
+    } catch (err) {
+      this.#o.log.warn({ err }, 'lease poll failed');
+    } finally {
+      this.#polling = false;
+    }
+  }
+
   #sweep(now = Date.now()): void {
+    if (now - this.#lastWatchEventAt > this.#o.leaseTtlMs / 2 && this.#leases.size > 0)
+      void this.#poll();
     for (const [nodeId, held] of this.#leases) {
       if (now - held.seenAt >= this.#o.leaseTtlMs) {
         this.#leases.delete(nodeId);

@@ -6,6 +6,8 @@ export const ErrorCodes = {
   validationFailed: 'validation_failed',
   unauthorized: 'unauthorized',
   notFound: 'not_found',
+  /** The idempotency key is in use by a request still running, or by a different request. */
+  conflict: 'conflict',
   payloadTooLarge: 'payload_too_large',
   unsupportedMediaType: 'unsupported_media_type',
   rateLimited: 'rate_limited',

@@ -100,7 +100,12 @@ export const RecipientStatus = z.enum(['delivered', 'fallback', 'dropped']);
 export type RecipientStatus = z.infer<typeof RecipientStatus>;
 
 /** Why a recipient was not delivered in real time. */
-export const UndeliveredReason = z.enum(['offline', 'ack-timeout', 'node-unavailable']);
+export const UndeliveredReason = z.enum([
+  'offline',
+  'ack-timeout',
+  'node-unavailable',
+  'fallback-failed',
+]);
 export type UndeliveredReason = z.infer<typeof UndeliveredReason>;
 
 export const RecipientResult = z.object({

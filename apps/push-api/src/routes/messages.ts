@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ApiError } from '@switchboard/http/api-error';
 import type { HttpApp } from '@switchboard/http/http-app';
-import { ErrorBody } from '@switchboard/protocol/errors';
+import { ErrorBody, ErrorCodes } from '@switchboard/protocol/errors';
 import {
   EventName,
   MessageId,
@@ -13,8 +13,28 @@ import {
 import { Subjects } from '@switchboard/protocol/subjects';
 import { z } from 'zod';
 import type { DeliveryRouter } from '../delivery-router.js';
+import { IdempotencyStore } from '../idempotency-store.js';
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 413: ErrorBody, 503: ErrorBody };
+const errors = {
+  400: ErrorBody,
+  401: ErrorBody,
+  409: ErrorBody,
+  413: ErrorBody,
+  415: ErrorBody,
+  429: ErrorBody,
+  503: ErrorBody,
+};
+
+const SendHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe(
+      'Makes a retry return the first response without sending again (24 h). Defaults to the body `id`.',
+    ),
+});
 
 const BroadcastRequest = z
   .object({ event: EventName, data: z.unknown().optional(), id: MessageId.optional() })
@@ -26,7 +46,17 @@ const BroadcastRequest = z
 
 const BroadcastResponse = z.object({ id: z.string() }).meta({ id: 'BroadcastResponse' });
 
-export type MessageRoutesOptions = { router: DeliveryRouter; nc: NatsConnection };
+export type MessageRoutesOptions = {
+  router: DeliveryRouter;
+  nc: NatsConnection;
+  idempotency: IdempotencyStore<SendMessageResponse>;
+  /** False while NATS is unreachable: requests get 503 at once instead of waiting. */
+  ready: () => boolean;
+  /** Added to a request's own bound when a duplicate waits for the first one. */
+  duplicateWaitMs: number;
+};
+
+const notReady = () => ApiError.unavailable('NATS is unreachable, retry later');
 
 export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): Promise<void> {
   app.post(
@@ -35,25 +65,70 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
       schema: {
         summary: 'Send a message to one user or many',
         description:
-          'Delivers to every connection of each recipient over Socket.IO. Recipients that are offline, or whose devices do not ack when `ack` is set, are handed to OS push when `fallback` is given, and dropped otherwise.',
+          'Delivers to every connection of each recipient over Socket.IO. Recipients that are offline, or whose devices do not ack when `ack` is set, are handed to OS push when `fallback` is given, and dropped otherwise. With an `Idempotency-Key` header (or a body `id`), a retry returns the first response and sends nothing.',
         tags: ['messages'],
+        headers: SendHeaders,
         body: SendMessageRequest,
         response: { 200: SendMessageResponse, ...errors },
       },
     },
-    async (req) => {
+    async (req, reply) => {
+      if (!opts.ready()) throw notReady();
       const body = req.body;
+      const key = req.headers['idempotency-key'] ?? body.id;
+      let claim: Awaited<ReturnType<IdempotencyStore<SendMessageResponse>['claim']>> | undefined;
+      if (key !== undefined) {
+        const bound = (body.ack ? body.ackTimeoutMs : 0) + opts.duplicateWaitMs;
+        try {
+          claim = await opts.idempotency.claim(key, IdempotencyStore.fingerprint(body), bound);
+        } catch (err) {
+          throw ApiError.unavailable('idempotency store is unavailable, retry later', err);
+        }
+        if (claim.kind === 'replay') {
+          reply.header('idempotent-replayed', 'true');
+          return claim.response;
+        }
+        if (claim.kind === 'mismatch') {
+          throw new ApiError(
+            409,
+            ErrorCodes.conflict,
+            'this idempotency key was used for a different request',
+          );
+        }
+        if (claim.kind === 'in-progress') {
+          throw new ApiError(
+            409,
+            ErrorCodes.conflict,
+            'a request with this idempotency key is still running',
+            {
+              retryAfterSeconds: 1,
+            },
+          );
+        }
+      }
       const id = body.id ?? randomUUID();
+      let response: SendMessageResponse;
       try {
         const results = await opts.router.send({
           ...body,
           id,
           to: Array.isArray(body.to) ? body.to : [body.to],
         });
-        return { id, results };
+        response = { id, results };
       } catch (err) {
+        // The router fails only before anything was sent: a retry may send.
+        if (claim?.kind === 'claimed') await claim.release();
         throw ApiError.unavailable('message routing is unavailable, retry later', err);
       }
+      if (claim?.kind === 'claimed') {
+        await claim.commit(response).catch((err: unknown) => {
+          req.log.error(
+            { err, id },
+            'could not store the idempotent response; a retry may send again',
+          );
+        });
+      }
+      return response;
     },
   );
 
@@ -62,12 +137,15 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
     {
       schema: {
         summary: 'Send a message to every connected user',
+        description:
+          'One publish on `push.v1.broadcast`; every edge emits it to all its sockets. No acks, no fallback.',
         tags: ['messages'],
         body: BroadcastRequest,
         response: { 200: BroadcastResponse, ...errors },
       },
     },
     async (req) => {
+      if (!opts.ready()) throw notReady();
       const id = req.body.id ?? randomUUID();
       const payload = JSON.stringify({
         id,

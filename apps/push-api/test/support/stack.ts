@@ -6,7 +6,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { loadConfig as loadEdgeConfig } from '@switchboard/edge/config';
 import { type RunningEdge, startEdge } from '@switchboard/edge/start-edge';
-import { NatsServer } from '@switchboard/testkit/nats-server';
+import { NatsCluster, NatsServer } from '@switchboard/testkit/nats-server';
 import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
 import { mintToken } from '@switchboard/testkit/tokens';
 import { pino } from 'pino';
@@ -18,28 +18,43 @@ export const API_KEY = 'test-api-key-0123456789';
 export const SECOND_API_KEY = 'second-api-key-for-rotation';
 export const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
-export type StackOptions = { edges?: number; leaseTtlMs?: number; env?: Record<string, string> };
+export type StackOptions = {
+  edges?: number;
+  leaseTtlMs?: number;
+  env?: Record<string, string>;
+  /** Run on a 3-node JetStream cluster with R3 buckets and streams. */
+  cluster?: boolean;
+};
 
 export class Stack {
+  /** The single server, or the cluster's first node. */
   readonly nats: NatsServer;
+  readonly cluster: NatsCluster | undefined;
+  readonly #natsEnv: Record<string, string>;
   readonly edges: RunningEdge[] = [];
   readonly clients: ClientSocket[] = [];
   readonly #spies: NatsConnection[] = [];
   readonly leaseTtlMs: number;
   api!: RunningPushApi;
 
-  private constructor(nats: NatsServer, leaseTtlMs: number) {
-    this.nats = nats;
+  private constructor(nats: NatsServer | NatsCluster, leaseTtlMs: number) {
+    this.cluster = nats instanceof NatsCluster ? nats : undefined;
+    this.nats = nats instanceof NatsCluster ? nats.servers[0]! : nats;
+    this.#natsEnv =
+      nats instanceof NatsCluster
+        ? { NATS_URL: nats.urls.join(','), NATS_REPLICAS: '3' }
+        : { NATS_URL: nats.url };
     this.leaseTtlMs = leaseTtlMs;
   }
 
   static async start(options: StackOptions = {}): Promise<Stack> {
-    const stack = new Stack(await NatsServer.start(), options.leaseTtlMs ?? 3_000);
+    const nats = options.cluster ? await NatsCluster.start({ size: 3 }) : await NatsServer.start();
+    const stack = new Stack(nats, options.leaseTtlMs ?? 3_000);
     for (let i = 0; i < (options.edges ?? 2); i++) await stack.addEdge(`edge-${i + 1}`);
     const config = loadConfig({
       PORT: '0',
       HOST: '127.0.0.1',
-      NATS_URL: stack.nats.url,
+      ...stack.#natsEnv,
       API_KEYS: `${API_KEY},${SECOND_API_KEY}`,
       LEASE_TTL_MS: String(stack.leaseTtlMs),
       ACK_GRACE_MS: '500',
@@ -55,7 +70,7 @@ export class Stack {
 
   /** A separate NATS connection for the test itself (spying, stream reads). */
   async connect(name: string): Promise<NatsConnection> {
-    const nc = await connect({ servers: this.nats.url, name });
+    const nc = await connect({ servers: this.#natsEnv.NATS_URL!.split(','), name });
     this.#spies.push(nc);
     return nc;
   }
@@ -65,7 +80,7 @@ export class Stack {
       PORT: '0',
       HOST: '127.0.0.1',
       NODE_ID: nodeId,
-      NATS_URL: this.nats.url,
+      ...this.#natsEnv,
       AUTH_JWT_SECRET: SECRET,
       LEASE_TTL_MS: String(this.leaseTtlMs),
     });
@@ -110,6 +125,6 @@ export class Stack {
     await this.api?.stop().catch(() => {});
     for (const e of this.edges) await e.stop().catch(() => {});
     await Promise.all(this.#spies.map((nc) => nc.close()));
-    await this.nats.stop();
+    await (this.cluster ?? this.nats).stop();
   }
 }

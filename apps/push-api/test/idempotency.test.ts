@@ -1,0 +1,74 @@
+import { collect } from '@switchboard/testkit/socket-client';
+import { waitFor } from '@switchboard/testkit/wait-for';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack } from './support/stack.js';
+
+describe('push-api idempotency', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start({ edges: 1 });
+  });
+  afterAll(() => stack?.close());
+
+  it('idempotency - a retry with the same Idempotency-Key returns the first response and sends nothing', async () => {
+    const inbox = collect(await stack.client('idem-1', 0));
+    const body = { to: 'idem-1', event: 'dm.new', data: { n: 1 } };
+    const first = await stack.post('/v1/messages', body, { 'idempotency-key': 'key-1' });
+    const firstJson = await first.json();
+    expect(firstJson.results[0].status).toBe('delivered');
+    const again = await stack.post('/v1/messages', body, { 'idempotency-key': 'key-1' });
+    expect(again.status).toBe(200);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(await again.json()).toEqual(firstJson);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(inbox).toHaveLength(1);
+  });
+
+  it('idempotency - the body id works as the key', async () => {
+    const inbox = collect(await stack.client('idem-2', 0));
+    const body = { id: 'msg-42', to: 'idem-2', event: 'dm.new', data: { n: 1 } };
+    const a = await (await stack.post('/v1/messages', body)).json();
+    const b = await (await stack.post('/v1/messages', body)).json();
+    expect(b).toEqual(a);
+    expect(a.id).toBe('msg-42');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(inbox).toHaveLength(1);
+  });
+
+  it('idempotency - concurrent duplicates send once and all get the same answer', async () => {
+    const inbox = collect(await stack.client('idem-3', 0), { ack: true });
+    const body = { to: 'idem-3', event: 'dm.new', data: { n: 1 }, ack: true, ackTimeoutMs: 1_000 };
+    const responses = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        stack.post('/v1/messages', body, { 'idempotency-key': 'key-concurrent' }),
+      ),
+    );
+    const bodies = await Promise.all(responses.map((r) => r.json()));
+    expect(responses.map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect(new Set(bodies.map((b) => JSON.stringify(b))).size).toBe(1);
+    await waitFor(() => inbox.length >= 1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(inbox).toHaveLength(1);
+  });
+
+  it('idempotency - reusing a key for a different request is a 409 conflict', async () => {
+    await stack.post('/v1/messages', { to: 'x', event: 'a' }, { 'idempotency-key': 'key-reuse' });
+    const res = await stack.post(
+      '/v1/messages',
+      { to: 'y', event: 'a' },
+      { 'idempotency-key': 'key-reuse' },
+    );
+    expect(res.status).toBe(409);
+    expect((await res.json()).error.code).toBe('conflict');
+  });
+
+  it('idempotency - an over-long key is a 400 naming the header', async () => {
+    const res = await stack.post(
+      '/v1/messages',
+      { to: 'x', event: 'a' },
+      { 'idempotency-key': 'k'.repeat(256) },
+    );
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.details[0].field).toBe('headers.idempotency-key');
+  });
+});
