@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 const all = {
   latency: () => import('./latency.mjs'),
   presence: () => import('./presence.mjs'),
+  'push-api': () => import('./push-api.mjs'),
 };
 const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(all);
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
@@ -23,11 +24,7 @@ for (const name of names) {
   const cols = Object.keys(result.rows[0]);
   console.log(`| ${cols.join(' | ')} |\n| ${cols.map(() => '---').join(' | ')} |`);
   for (const row of result.rows) console.log(`| ${cols.map((c) => fmt(row[c])).join(' | ')} |`);
-  console.log(
-    `ratios (switchboard / baseline): ${Object.entries(result.ratios)
-      .map(([k, v]) => `${k} ${v.toFixed(2)}x`)
-      .join(', ')}`,
-  );
+  if (result.extra) console.log(JSON.stringify(result.extra, null, 2));
   writeFileSync(
     new URL(`./results/${name}.json`, import.meta.url),
     `${JSON.stringify({ ...result, at: new Date().toISOString() }, null, 2)}\n`,

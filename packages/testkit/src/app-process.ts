@@ -16,6 +16,8 @@ export type SpawnAppOptions = {
   /** URL polled until it answers 200 (e.g. the app's /readyz). */
   readyUrl?: string;
   readyTimeoutMs?: number;
+  /** Extra node flags, e.g. `--cpu-prof` for profiling. */
+  nodeArgs?: string[];
 };
 
 export class AppProcess {
@@ -34,7 +36,7 @@ export class AppProcess {
   }
 
   static async spawn(name: AppName, options: SpawnAppOptions): Promise<AppProcess> {
-    const proc = spawn(process.execPath, [`${repoRoot}apps/${name}/dist/main.js`], {
+    const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), `${repoRoot}apps/${name}/dist/main.js`], {
       env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
