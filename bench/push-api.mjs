@@ -25,14 +25,25 @@ const MULTICAST = 100;
 const headers = { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` };
 
 function child(path, args = []) {
-  const proc = fork(fileURLToPath(new URL(path, import.meta.url)), args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const proc = fork(fileURLToPath(new URL(path, import.meta.url)), args, {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
   return proc;
 }
-const message = (proc, pred) => new Promise((resolve) => proc.on('message', (m) => pred(m) && resolve(m)));
+const message = (proc, pred) =>
+  new Promise((resolve) => proc.on('message', (m) => pred(m) && resolve(m)));
 
 async function rate(url, body) {
-  const r = await autocannon({ url, method: 'POST', headers, body: JSON.stringify(body), connections: CONNECTIONS, duration: DURATION_S });
-  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+  const r = await autocannon({
+    url,
+    method: 'POST',
+    headers,
+    body: JSON.stringify(body),
+    connections: CONNECTIONS,
+    duration: DURATION_S,
+  });
+  if (r.non2xx > 0 || r.errors > 0)
+    throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
 }
 
@@ -41,7 +52,11 @@ async function fixedRateLatency(apiPort, edgePort) {
   const socket = io(`http://127.0.0.1:${edgePort}`, { auth: { token }, transports: ['websocket'] });
   await new Promise((r) => socket.once('connect', r));
   await new Promise((r) => setTimeout(r, 300));
-  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const h = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   const sentAt = new Map();
   let got = 0;
   socket.on('lat', (data) => {
@@ -61,7 +76,11 @@ async function fixedRateLatency(apiPort, edgePort) {
     // Latency is measured from when the message was due, so a stalled sender counts too.
     sentAt.set(seq, due);
     pending.push(
-      fetch(`http://127.0.0.1:${apiPort}/v1/messages`, { method: 'POST', headers, body: JSON.stringify({ to: 'lat-user', event: 'lat', data: { seq } }) }).then((r) => r.arrayBuffer()),
+      fetch(`http://127.0.0.1:${apiPort}/v1/messages`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ to: 'lat-user', event: 'lat', data: { seq } }),
+      }).then((r) => r.arrayBuffer()),
     );
   }
   await Promise.all(pending);
@@ -69,7 +88,14 @@ async function fixedRateLatency(apiPort, edgePort) {
   while (got < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   socket.close();
   const ms = (p) => h.getValueAtPercentile(p) / 1000;
-  return { sent: total, received: got, p50: ms(50), p99: ms(99), p999: ms(99.9), max: h.maxValue / 1000 };
+  return {
+    sent: total,
+    received: got,
+    p50: ms(50),
+    p99: ms(99),
+    p999: ms(99.9),
+    max: h.maxValue / 1000,
+  };
 }
 
 export async function run() {
@@ -85,15 +111,26 @@ export async function run() {
     ),
   );
   const api = await AppProcess.spawn('push-api', {
-    env: { ...common, PORT: String(apiPort), API_KEYS: API_KEY, RATE_LIMIT_PER_MINUTE: '100000000' },
+    env: {
+      ...common,
+      PORT: String(apiPort),
+      API_KEYS: API_KEY,
+      RATE_LIMIT_PER_MINUTE: '100000000',
+    },
     readyUrl: `http://127.0.0.1:${apiPort}/readyz`,
   });
   const hello = child('./baseline/hello-world-server.mjs');
   const { port: helloPort } = await message(hello, (m) => m.port);
   const users = Array.from({ length: MULTICAST }, (_, i) => `mc-${i}`);
-  const group = async (port, ids) => ({ url: `http://127.0.0.1:${port}`, tokens: await Promise.all(ids.map((sub) => mintToken({ sub, secret: SECRET }))) });
+  const group = async (port, ids) => ({
+    url: `http://127.0.0.1:${port}`,
+    tokens: await Promise.all(ids.map((sub) => mintToken({ sub, secret: SECRET }))),
+  });
   const receivers = child('./support/receivers.mjs', [
-    JSON.stringify([await group(e1, ['single', ...users.slice(0, 50)]), await group(e2, users.slice(50))]),
+    JSON.stringify([
+      await group(e1, ['single', ...users.slice(0, 50)]),
+      await group(e2, users.slice(50)),
+    ]),
   ]);
   await message(receivers, (m) => m.ready);
   await new Promise((r) => setTimeout(r, 500));
@@ -111,10 +148,30 @@ export async function run() {
     const { received } = await message(receivers, (m) => m.received !== undefined);
     const latency = await fixedRateLatency(apiPort, e1);
     const rows = [
-      { what: 'POST/s, 1 recipient', baseline: helloSingle.rps, switchboard: oursSingle.rps, ratio: oursSingle.rps / helloSingle.rps },
-      { what: `POST/s, ${MULTICAST} recipients on 2 nodes`, baseline: helloMulti.rps, switchboard: oursMulti.rps, ratio: oursMulti.rps / helloMulti.rps },
-      { what: 'multicast deliveries/s', baseline: helloMulti.rps * MULTICAST, switchboard: oursMulti.rps * MULTICAST, ratio: oursMulti.rps / helloMulti.rps },
-      { what: 'HTTP p99 ms, 1 recipient', baseline: helloSingle.p99, switchboard: oursSingle.p99, ratio: oursSingle.p99 / helloSingle.p99 },
+      {
+        what: 'POST/s, 1 recipient',
+        baseline: helloSingle.rps,
+        switchboard: oursSingle.rps,
+        ratio: oursSingle.rps / helloSingle.rps,
+      },
+      {
+        what: `POST/s, ${MULTICAST} recipients on 2 nodes`,
+        baseline: helloMulti.rps,
+        switchboard: oursMulti.rps,
+        ratio: oursMulti.rps / helloMulti.rps,
+      },
+      {
+        what: 'multicast deliveries/s',
+        baseline: helloMulti.rps * MULTICAST,
+        switchboard: oursMulti.rps * MULTICAST,
+        ratio: oursMulti.rps / helloMulti.rps,
+      },
+      {
+        what: 'HTTP p99 ms, 1 recipient',
+        baseline: helloSingle.p99,
+        switchboard: oursSingle.p99,
+        ratio: oursSingle.p99 / helloSingle.p99,
+      },
     ];
     return {
       name: 'push-api',

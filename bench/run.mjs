@@ -24,6 +24,10 @@ for (const name of names) {
   const cols = Object.keys(result.rows[0]);
   console.log(`| ${cols.join(' | ')} |\n| ${cols.map(() => '---').join(' | ')} |`);
   for (const row of result.rows) console.log(`| ${cols.map((c) => fmt(row[c])).join(' | ')} |`);
+  if (!cols.includes('ratio')) {
+    const ratios = Object.entries(result.ratios).map(([k, v]) => `${k} ${v.toFixed(2)}x`);
+    console.log(`ratios (switchboard / baseline): ${ratios.join(', ')}`);
+  }
   if (result.extra) console.log(JSON.stringify(result.extra, null, 2));
   writeFileSync(
     new URL(`./results/${name}.json`, import.meta.url),

@@ -184,7 +184,11 @@ try {
     });
     edgeUrls.push(`http://127.0.0.1:${port}`);
   }
-  launch('os-push', node, [app('os-push')], { ...common, PORT: String(ports.presence + 1) });
+  launch('os-push', node, [app('os-push')], {
+    ...common,
+    PORT: String(ports.presence + 1),
+    OS_PUSH_UNCONFIGURED: env.OS_PUSH_UNCONFIGURED ?? 'log',
+  });
   await Promise.all([
     waitReady(`http://127.0.0.1:${ports.pushApi}/readyz`, 'push-api'),
     waitReady(`http://127.0.0.1:${ports.presence}/readyz`, 'presence'),

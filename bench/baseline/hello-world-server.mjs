@@ -3,6 +3,9 @@
 import Fastify from 'fastify';
 
 const app = Fastify();
-app.post('/hello', async (req) => ({ ok: true, n: Array.isArray(req.body?.to) ? req.body.to.length : 1 }));
+app.post('/hello', async (req) => ({
+  ok: true,
+  n: Array.isArray(req.body?.to) ? req.body.to.length : 1,
+}));
 await app.listen({ port: 0, host: '127.0.0.1' });
 process.send?.({ port: app.server.address().port });

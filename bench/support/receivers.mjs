@@ -12,10 +12,12 @@ for (const { url, tokens } of groups) {
     s.onAny(() => {
       received++;
     });
-    sockets.push(new Promise((resolve, reject) => {
-      s.once('connect', resolve);
-      s.once('connect_error', reject);
-    }));
+    sockets.push(
+      new Promise((resolve, reject) => {
+        s.once('connect', resolve);
+        s.once('connect_error', reject);
+      }),
+    );
   }
 }
 await Promise.all(sockets);

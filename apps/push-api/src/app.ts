@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { DeviceRegistry } from '@switchboard/device-registry/device-registry';
 import type {} from '@switchboard/http/api-key-auth';
 import { createHttpApp, type HttpApp } from '@switchboard/http/http-app';
 import type { SendMessageResponse } from '@switchboard/protocol/message';
@@ -12,7 +13,9 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { DeliveryRouter } from './delivery-router.js';
 import type { IdempotencyStore } from './idempotency-store.js';
+import { deviceRoutes } from './routes/devices.js';
 import { messageRoutes } from './routes/messages.js';
+import { statusRoutes } from './routes/status.js';
 
 export type BuildAppOptions = {
   apiKeys: readonly string[];
@@ -22,6 +25,7 @@ export type BuildAppOptions = {
   nc: NatsConnection;
   router: DeliveryRouter;
   idempotency: IdempotencyStore<SendMessageResponse>;
+  devices: DeviceRegistry;
   /** Longest a duplicate waits for the first request with its key (plus its ack timeout). */
   duplicateWaitMs: number;
   logger: Logger;
@@ -61,5 +65,7 @@ export async function buildApp(options: BuildAppOptions): Promise<HttpApp> {
     ready: options.readiness.nats,
     duplicateWaitMs: options.duplicateWaitMs,
   });
+  await app.register(statusRoutes, { nc: options.nc });
+  await app.register(deviceRoutes, { devices: options.devices });
   return app;
 }

@@ -8,6 +8,7 @@
  * recipients are treated as undelivered.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
+import { recordStatus } from '@switchboard/nats/status-stream';
 import type { PresenceReader } from '@switchboard/presence-registry/presence-reader';
 import { NodeReply } from '@switchboard/protocol/delivery';
 import type {
@@ -128,8 +129,22 @@ export class DeliveryRouter {
       results[i] = { userId, status: 'dropped', reason };
       if (message.fallback) toFallback.push(i);
     }
-    if (message.fallback)
+    if (message.fallback) {
       await this.#enqueueFallbacks(message, message.fallback, sentAt, results, toFallback);
+    }
+    const nodesOf = new Map<string, string[]>();
+    for (const [nodeId, users] of byNode) {
+      for (const u of users) nodesOf.set(u, [...(nodesOf.get(u) ?? []), nodeId]);
+    }
+    recordStatus(this.#o.nc, {
+      kind: 'send',
+      id: message.id,
+      event: message.event,
+      acceptedAt: sentAt,
+      finishedAt: Date.now(),
+      ack: message.ack,
+      recipients: results.map((r) => ({ ...r, nodes: nodesOf.get(r.userId) ?? [] })),
+    });
     return results;
   }
 

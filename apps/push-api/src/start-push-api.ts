@@ -1,14 +1,17 @@
 /** Builds and starts the push API from its config: what `main.ts` runs and tests reuse. */
 import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { DeviceRegistry } from '@switchboard/device-registry/device-registry';
 import { createMetricsRegistry } from '@switchboard/http/health';
 import type { HttpApp } from '@switchboard/http/http-app';
 import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
 import {
   ensureFallbackStream,
+  openDevicesBucket,
   openIdempotencyBucket,
   openPresenceBuckets,
 } from '@switchboard/nats/provision';
+import { ensureStatusStream } from '@switchboard/nats/status-stream';
 import { LeaseTable } from '@switchboard/presence-registry/lease-table';
 import { PresenceReader } from '@switchboard/presence-registry/presence-reader';
 import type { SendMessageResponse } from '@switchboard/protocol/message';
@@ -35,6 +38,7 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
       leaseTtlMs: config.leaseTtlMs,
     });
     await ensureFallbackStream(nc, { replicas: config.nats.replicas });
+    await ensureStatusStream(nc, { replicas: config.nats.replicas });
     const leases = await LeaseTable.create({
       kv: buckets.nodes,
       leaseTtlMs: config.leaseTtlMs,
@@ -59,6 +63,7 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
       nc,
       router,
       idempotency,
+      devices: new DeviceRegistry(await openDevicesBucket(nc, { replicas: config.nats.replicas })),
       duplicateWaitMs: config.nodeTimeoutMs + config.ackGraceMs + 10_000,
       logger: log,
       registry: createMetricsRegistry('push-api'),

@@ -121,3 +121,24 @@ export async function ensureFallbackStream(
 function isStreamNotFound(err: unknown): boolean {
   return err instanceof Error && /stream not found/i.test(err.message);
 }
+
+/** Creates `PUSH_FALLBACK_DLQ` (limits, 30 days) unless it exists. */
+export async function ensureDeadLetterStream(
+  nc: NatsConnection,
+  options: ProvisionOptions,
+): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(Streams.fallbackDlq);
+  } catch (err) {
+    if (!isStreamNotFound(err)) throw err;
+    await jsm.streams.add({
+      name: Streams.fallbackDlq,
+      subjects: [`${Subjects.dlqPrefix}.>`],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: options.replicas,
+      max_age: 30 * 24 * 60 * 60 * 1_000_000_000,
+    });
+  }
+}

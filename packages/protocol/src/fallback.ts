@@ -12,3 +12,13 @@ export const FallbackMessage = z.object({
   notification: FallbackNotification,
 });
 export type FallbackMessage = z.infer<typeof FallbackMessage>;
+
+/** What `PUSH_FALLBACK_DLQ` keeps: the message, why it was given up, and each device's last result. */
+export const DeadLetter = z.object({
+  message: FallbackMessage,
+  reason: z.string(),
+  attempts: z.number().int(),
+  failedAt: z.number(),
+  devices: z.array(z.object({ deviceId: z.string(), platform: z.string(), detail: z.string() })),
+});
+export type DeadLetter = z.infer<typeof DeadLetter>;

@@ -15,6 +15,10 @@ export const Subjects = {
   presenceEvents: 'presence.v1.events',
   /** Prefix of the fallback stream's subjects. */
   fallbackPrefix: 'push.v1.fallback',
+  /** Prefix of the dead-letter stream's subjects. */
+  dlqPrefix: 'push.v1.dlq',
+  /** Prefix of the message status stream's subjects. */
+  statusPrefix: 'status.v1.message',
 } as const;
 
 export const Buckets = {
@@ -29,6 +33,7 @@ export const Buckets = {
 export const Streams = {
   fallback: 'PUSH_FALLBACK',
   fallbackDlq: 'PUSH_FALLBACK_DLQ',
+  status: 'PUSH_STATUS',
 } as const;
 
 /** Node ids are used as a subject token and a KV key: keep them to a safe alphabet. */
@@ -42,4 +47,20 @@ export function nodeSubject(nodeId: string): string {
 /** `push.v1.fallback.<userKey>`: the fallback stream subject of one user's messages. */
 export function fallbackSubject(userId: string): string {
   return `${Subjects.fallbackPrefix}.${encodeUserKey(userId)}`;
+}
+
+/** `push.v1.dlq.<userKey>`: a fallback message that exhausted its attempts. */
+export function dlqSubject(userId: string): string {
+  return `${Subjects.dlqPrefix}.${encodeUserKey(userId)}`;
+}
+
+/** `status.v1.message.<idKey>.send`, or `status.v1.message.<idKey>.user.<userKey>` for one recipient. */
+export function statusSubject(messageId: string, userId?: string): string {
+  const base = `${Subjects.statusPrefix}.${encodeUserKey(messageId)}`;
+  return userId === undefined ? `${base}.send` : `${base}.user.${encodeUserKey(userId)}`;
+}
+
+/** `<userKey>.<deviceId>`: a device's key in the `devices` bucket. */
+export function deviceKey(userId: string, deviceId: string): string {
+  return `${encodeUserKey(userId)}.${deviceId}`;
 }

@@ -36,10 +36,14 @@ export class AppProcess {
   }
 
   static async spawn(name: AppName, options: SpawnAppOptions): Promise<AppProcess> {
-    const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), `${repoRoot}apps/${name}/dist/main.js`], {
-      env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = spawn(
+      process.execPath,
+      [...(options.nodeArgs ?? []), `${repoRoot}apps/${name}/dist/main.js`],
+      {
+        env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...options.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const app = new AppProcess(name, proc);
     if (options.readyUrl) {
       const url = options.readyUrl;

@@ -1,0 +1,94 @@
+/** Builds and starts the OS push worker from its config: what `main.ts` runs and tests reuse. */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { DeviceRegistry } from '@switchboard/device-registry/device-registry';
+import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
+import {
+  ensureDeadLetterStream,
+  ensureFallbackStream,
+  openDevicesBucket,
+} from '@switchboard/nats/provision';
+import { ensureStatusStream } from '@switchboard/nats/status-stream';
+import type { Platform } from '@switchboard/protocol/devices';
+import type { Logger } from 'pino';
+import type { OsPushConfig } from './config.js';
+import { FallbackWorker } from './fallback-worker.js';
+import { ApnsProvider } from './providers/apns-provider.js';
+import { FcmProvider } from './providers/fcm-provider.js';
+import { LogProvider, UnconfiguredProvider } from './providers/log-provider.js';
+import type { PushProvider } from './providers/push-provider.js';
+import { WebhookProvider } from './providers/webhook-provider.js';
+
+export type RunningOsPush = {
+  worker: FallbackWorker;
+  nc: NatsConnection;
+  url: string;
+  stop(): Promise<void>;
+};
+
+/** One provider per platform: the configured one, else the log or the refusing stand-in. */
+export function createProviders(config: OsPushConfig, log: Logger): Record<Platform, PushProvider> {
+  const fallback = (p: Platform): PushProvider =>
+    config.unconfigured === 'log' ? new LogProvider(p, log) : new UnconfiguredProvider(p);
+  return {
+    apns: config.apns ? new ApnsProvider({ ...config.apns, log }) : fallback('apns'),
+    fcm: config.fcm ? new FcmProvider(config.fcm) : fallback('fcm'),
+    webhook: config.webhook ? new WebhookProvider(config.webhook) : fallback('webhook'),
+  };
+}
+
+export async function startOsPush(config: OsPushConfig, log: Logger): Promise<RunningOsPush> {
+  const nc = await connectNats({ ...config.nats, name: 'os-push', log });
+  try {
+    const health = new ConnectionHealth(nc);
+    const replicas = config.nats.replicas;
+    await ensureFallbackStream(nc, { replicas });
+    await ensureDeadLetterStream(nc, { replicas });
+    await ensureStatusStream(nc, { replicas });
+    const providers = createProviders(config, log);
+    const worker = new FallbackWorker({
+      nc,
+      devices: new DeviceRegistry(await openDevicesBucket(nc, { replicas })),
+      providers,
+      log,
+      maxAttempts: config.maxAttempts,
+      retryBaseMs: config.retryBaseMs,
+      retryMaxMs: config.retryMaxMs,
+      concurrency: config.concurrency,
+      ackWaitMs: config.ackWaitMs,
+    });
+    await worker.start();
+    const http = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      const json = (status: number, body: unknown) =>
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      if (path === '/healthz') return json(200, { status: 'ok' });
+      if (path === '/readyz') {
+        const ready = health.connected;
+        return json(ready ? 200 : 503, {
+          status: ready ? 'ready' : 'not ready',
+          checks: { nats: ready },
+          stats: worker.stats,
+        });
+      }
+      json(404, { error: { code: 'not_found', message: `no route ${req.method} ${path}` } });
+    });
+    await new Promise<void>((resolve) => http.listen(config.port, config.host, resolve));
+    const { port } = http.address() as AddressInfo;
+    return {
+      worker,
+      nc,
+      url: `http://127.0.0.1:${port}`,
+      async stop() {
+        http.close();
+        await worker.stop();
+        await Promise.all(Object.values(providers).map((p) => p.close()));
+        await nc.drain();
+      },
+    };
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+}

@@ -1,0 +1,209 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { DeadLetter } from '@switchboard/protocol/fallback';
+import { Streams } from '@switchboard/protocol/subjects';
+import { waitFor } from '@switchboard/testkit/wait-for';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebhookProvider } from '../src/providers/webhook-provider.js';
+import { PushRig, WEBHOOK_SECRET } from './support.js';
+
+const APNS_TOKEN = (n: number) => n.toString(16).padStart(64, 'a');
+const FCM_TOKEN = (n: number) => `fcm-token-${n}:${'x'.repeat(40)}`;
+const steps = (s: Awaited<ReturnType<PushRig['status']>>) =>
+  s.recipients[0]!.timeline.map((t) => t.step);
+
+describe('os-push providers', () => {
+  let rig: PushRig;
+  beforeAll(async () => {
+    rig = await PushRig.start();
+    await rig.addWorker();
+  });
+  afterAll(() => rig?.close());
+
+  it('apns + fcm - an offline user with an APNs and an FCM device: both providers get correct requests', async () => {
+    await rig.device('both@example.com', 'iphone', { platform: 'apns', token: APNS_TOKEN(1) });
+    await rig.device('both@example.com', 'pixel', { platform: 'fcm', token: FCM_TOKEN(1) });
+    const id = await rig.send('both@example.com', {
+      title: 'New message',
+      body: 'Alice: hi',
+      data: { thread: 't1' },
+      collapseKey: 'thread-t1',
+      ttlSeconds: 600,
+      priority: 'high',
+    });
+    await waitFor(
+      () =>
+        rig.apns.delivered(APNS_TOKEN(1)).length === 1 &&
+        rig.fcm.sends.some((s) => s.token === FCM_TOKEN(1)),
+      { timeoutMs: 10_000 },
+    );
+
+    const a = rig.apns.delivered(APNS_TOKEN(1))[0]!;
+    expect(a.headers['apns-topic']).toBe('com.example.app');
+    expect(a.headers['apns-push-type']).toBe('alert');
+    expect(a.headers['apns-priority']).toBe('10');
+    expect(a.headers['apns-collapse-id']).toBe('thread-t1');
+    const expiration = Number(a.headers['apns-expiration']);
+    expect(expiration).toBeGreaterThan(Date.now() / 1000 + 590);
+    expect(expiration).toBeLessThan(Date.now() / 1000 + 610);
+    expect(a.headers['apns-id']).toMatch(
+      /^[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-A[0-9A-F]{3}-[0-9A-F]{12}$/,
+    );
+    expect(a.jwt.header).toMatchObject({ alg: 'ES256', kid: rig.apns.keyId });
+    expect(a.jwt.claims).toMatchObject({ iss: rig.apns.teamId });
+    expect(a.body).toMatchObject({
+      aps: { alert: { title: 'New message', body: 'Alice: hi' } },
+      thread: 't1',
+      sb: { id, event: 'dm.new' },
+    });
+
+    const f = rig.fcm.sends.find((s) => s.token === FCM_TOKEN(1))!;
+    expect(f.body.message).toMatchObject({
+      token: FCM_TOKEN(1),
+      notification: { title: 'New message', body: 'Alice: hi' },
+      data: { thread: 't1', sbMessageId: id, sbEvent: 'dm.new' },
+      android: { priority: 'HIGH', ttl: '600s', collapse_key: 'thread-t1' },
+    });
+    expect(rig.fcm.tokenExchanges[0]?.claims).toMatchObject({
+      iss: rig.fcm.clientEmail,
+      aud: `${rig.fcm.url}/token`,
+      scope: 'https://www.googleapis.com/auth/firebase.messaging',
+    });
+
+    await waitFor(
+      async () => steps(await rig.status(id)).filter((s) => s === 'provider-accepted').length === 2,
+    );
+    expect(steps(await rig.status(id))).toEqual([
+      'accepted',
+      'queued-for-fallback',
+      'provider-accepted',
+      'provider-accepted',
+    ]);
+  });
+
+  it('apns - 410 Unregistered removes the device; FCM UNREGISTERED too', async () => {
+    await rig.device('gone', 'old-iphone', { platform: 'apns', token: APNS_TOKEN(2) });
+    await rig.device('gone', 'old-pixel', { platform: 'fcm', token: FCM_TOKEN(2) });
+    rig.apns.script(APNS_TOKEN(2), { status: 410, reason: 'Unregistered' });
+    rig.fcm.script(FCM_TOKEN(2), { status: 404, errorCode: 'UNREGISTERED' });
+    const id = await rig.send('gone');
+    await waitFor(
+      async () =>
+        (await (await rig.request('GET', '/v1/users/gone/devices')).json()).devices.length === 0,
+      { timeoutMs: 10_000 },
+    );
+    await waitFor(
+      async () => steps(await rig.status(id)).filter((s) => s === 'device-removed').length === 2,
+    );
+  });
+
+  it('apns - 429 then 200 retries (honouring backoff) and succeeds once', async () => {
+    await rig.device('throttled', 'iphone', { platform: 'apns', token: APNS_TOKEN(3) });
+    rig.apns.script(APNS_TOKEN(3), {
+      status: 429,
+      reason: 'TooManyRequests',
+      retryAfterSeconds: 0,
+    });
+    const id = await rig.send('throttled');
+    await waitFor(() => rig.apns.delivered(APNS_TOKEN(3)).length === 1, { timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(rig.apns.requests.filter((r) => r.token === APNS_TOKEN(3))).toHaveLength(2);
+    expect(rig.apns.delivered(APNS_TOKEN(3))).toHaveLength(1);
+    await waitFor(async () => steps(await rig.status(id)).includes('provider-accepted'));
+    expect(steps(await rig.status(id))).toEqual([
+      'accepted',
+      'queued-for-fallback',
+      'provider-retry',
+      'provider-accepted',
+    ]);
+  });
+
+  it('redelivery - a device that already succeeded is not sent again while another retries', async () => {
+    await rig.device('mixed', 'ok-phone', { platform: 'apns', token: APNS_TOKEN(4) });
+    await rig.device('mixed', 'flaky-phone', { platform: 'fcm', token: FCM_TOKEN(4) });
+    rig.fcm.script(FCM_TOKEN(4), { status: 503 });
+    await rig.send('mixed');
+    await waitFor(() => rig.fcm.sends.filter((s) => s.token === FCM_TOKEN(4)).length === 2, {
+      timeoutMs: 10_000,
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(rig.apns.requests.filter((r) => r.token === APNS_TOKEN(4))).toHaveLength(1);
+  });
+
+  it('dlq - a provider down for longer than the attempts: the message is dead-lettered with its reason', async () => {
+    await rig.device('unlucky', 'pixel', { platform: 'fcm', token: FCM_TOKEN(5) });
+    rig.fcm.script(
+      FCM_TOKEN(5),
+      { status: 503 },
+      { status: 503 },
+      { status: 503 },
+      { status: 503 },
+    );
+    const id = await rig.send('unlucky');
+    const nc = await connect({ servers: rig.nats.url });
+    const jsm = await jetstreamManager(nc);
+    const letter = await waitFor(
+      async () => {
+        const m = await jsm.streams
+          .getMessage(Streams.fallbackDlq, { last_by_subj: 'push.v1.dlq.unlucky' })
+          .catch(() => null);
+        return m ? DeadLetter.parse(m.json()) : null;
+      },
+      { timeoutMs: 10_000 },
+    );
+    expect(letter.message.id).toBe(id);
+    expect(letter.attempts).toBe(3);
+    expect(letter.reason).toMatch(/attempts exhausted \(3\): pixel: 503/);
+    expect(rig.fcm.sends.filter((s) => s.token === FCM_TOKEN(5))).toHaveLength(3);
+    await waitFor(async () => steps(await rig.status(id)).includes('dead-lettered'));
+    await nc.close();
+  });
+
+  it('webhook - a host outside WEBHOOK_ALLOWED_HOSTS is refused; an allowed one gets a signed POST', async () => {
+    const got: Array<{ body: string; signature: string }> = [];
+    const hook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        got.push({ body, signature: String(req.headers['x-switchboard-signature']) });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+    const port = (hook.address() as AddressInfo).port;
+    await rig.device('hooked', 'denied', {
+      platform: 'webhook',
+      token: `http://127.0.0.1:${port}/hook`,
+    });
+    await rig.device('hooked', 'allowed', {
+      platform: 'webhook',
+      token: `http://localhost:${port}/hook`,
+    });
+    const id = await rig.send('hooked');
+    await waitFor(async () => steps(await rig.status(id)).length >= 4, { timeoutMs: 10_000 });
+    const timeline = (await rig.status(id)).recipients[0]!.timeline;
+    expect(timeline.find((t) => t.deviceId === 'denied')).toMatchObject({
+      step: 'provider-rejected',
+      detail: expect.stringMatching(/not in WEBHOOK_ALLOWED_HOSTS/),
+    });
+    expect(timeline.find((t) => t.deviceId === 'allowed')).toMatchObject({
+      step: 'provider-accepted',
+    });
+    expect(got).toHaveLength(1);
+    const t = Number(/t=(\d+)/.exec(got[0]!.signature)![1]);
+    expect(got[0]!.signature).toBe(WebhookProvider.sign(WEBHOOK_SECRET, t, got[0]!.body));
+    expect(JSON.parse(got[0]!.body)).toMatchObject({ id, userId: 'hooked', event: 'dm.new' });
+    hook.close();
+  });
+
+  it('no devices - the status says so and the message is done', async () => {
+    const id = await rig.send('no-device-user');
+    await waitFor(async () => steps(await rig.status(id)).includes('no-devices'), {
+      timeoutMs: 10_000,
+    });
+  });
+});

@@ -1,0 +1,128 @@
+/** A real NATS, the push API and the OS push worker in-process, with local APNs and FCM. */
+import { loadConfig as loadApiConfig } from '@switchboard/push-api/config';
+import { type RunningPushApi, startPushApi } from '@switchboard/push-api/start-push-api';
+import { ApnsServer } from '@switchboard/testkit/apns-server';
+import { FcmServer } from '@switchboard/testkit/fcm-server';
+import { NatsServer } from '@switchboard/testkit/nats-server';
+import { pino } from 'pino';
+import { loadConfig } from '../src/config.js';
+import { type RunningOsPush, startOsPush } from '../src/start-os-push.js';
+
+export const API_KEY = 'os-push-test-api-key-000';
+export const WEBHOOK_SECRET = 'webhook-secret-0123456789';
+export const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+export class PushRig {
+  workers: RunningOsPush[] = [];
+  api!: RunningPushApi;
+
+  private constructor(
+    readonly nats: NatsServer,
+    readonly apns: ApnsServer,
+    readonly fcm: FcmServer,
+  ) {}
+
+  static async start(): Promise<PushRig> {
+    const rig = new PushRig(
+      await NatsServer.start(),
+      await ApnsServer.start(),
+      await FcmServer.start(),
+    );
+    rig.api = await startPushApi(
+      loadApiConfig({ PORT: '0', HOST: '127.0.0.1', NATS_URL: rig.nats.url, API_KEYS: API_KEY }),
+      log,
+    );
+    return rig;
+  }
+
+  /** The worker's environment, pointing at the local providers. */
+  workerEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      PORT: '0',
+      HOST: '127.0.0.1',
+      NATS_URL: this.nats.url,
+      APNS_KEY: this.apns.privateKeyPem,
+      APNS_KEY_ID: this.apns.keyId,
+      APNS_TEAM_ID: this.apns.teamId,
+      APNS_TOPIC: 'com.example.app',
+      APNS_BASE_URL: this.apns.url,
+      APNS_SANDBOX_BASE_URL: this.apns.url,
+      FCM_SERVICE_ACCOUNT_JSON: JSON.stringify(this.fcm.serviceAccount),
+      FCM_BASE_URL: this.fcm.url,
+      WEBHOOK_ALLOWED_HOSTS: 'localhost',
+      WEBHOOK_SECRET,
+      OS_PUSH_RETRY_BASE_MS: '50',
+      OS_PUSH_RETRY_MAX_MS: '500',
+      OS_PUSH_MAX_ATTEMPTS: '3',
+      ...extra,
+    };
+  }
+
+  async addWorker(extra: Record<string, string> = {}): Promise<RunningOsPush> {
+    const w = await startOsPush(loadConfig(this.workerEnv(extra)), log);
+    this.workers.push(w);
+    return w;
+  }
+
+  request(method: string, path: string, body?: unknown): Promise<Response> {
+    return fetch(`${this.api.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${API_KEY}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  }
+
+  async device(
+    userId: string,
+    deviceId: string,
+    registration: Record<string, unknown>,
+  ): Promise<void> {
+    const res = await this.request(
+      'PUT',
+      `/v1/users/${encodeURIComponent(userId)}/devices/${deviceId}`,
+      registration,
+    );
+    if (res.status !== 200)
+      throw new Error(`device registration failed: ${res.status} ${await res.text()}`);
+  }
+
+  /** Sends to an offline user with a fallback notification; returns the message id. */
+  async send(
+    userId: string,
+    fallback: Record<string, unknown> = { title: 'Hello', body: 'You have a message' },
+    id?: string,
+  ): Promise<string> {
+    const res = await this.request('POST', '/v1/messages', {
+      to: userId,
+      event: 'dm.new',
+      data: { n: 1 },
+      fallback,
+      ...(id ? { id } : {}),
+    });
+    const body = (await res.json()) as { id: string; results: Array<{ status: string }> };
+    if (body.results[0]?.status !== 'fallback')
+      throw new Error(`expected fallback, got ${JSON.stringify(body)}`);
+    return body.id;
+  }
+
+  async status(id: string) {
+    return (await this.request('GET', `/v1/messages/${id}`)).json() as Promise<{
+      recipients: Array<{
+        userId: string;
+        status: string;
+        timeline: Array<{ step: string; deviceId?: string; detail?: string }>;
+      }>;
+    }>;
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.workers) await w.stop().catch(() => {});
+    await this.api?.stop();
+    await this.apns.stop();
+    await this.fcm.stop();
+    await this.nats.stop();
+  }
+}

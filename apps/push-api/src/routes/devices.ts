@@ -1,0 +1,84 @@
+/** The device registry API: where OS push reaches a user. */
+import type { DeviceRegistry } from '@switchboard/device-registry/device-registry';
+import { ApiError } from '@switchboard/http/api-error';
+import type { HttpApp } from '@switchboard/http/http-app';
+import { Device, DeviceId, DeviceList, DeviceRegistration } from '@switchboard/protocol/devices';
+import { ErrorBody } from '@switchboard/protocol/errors';
+import { UserId } from '@switchboard/protocol/message';
+import { z } from 'zod';
+
+const errors = {
+  400: ErrorBody,
+  401: ErrorBody,
+  404: ErrorBody,
+  413: ErrorBody,
+  429: ErrorBody,
+  503: ErrorBody,
+};
+const DeviceParams = z.object({ userId: UserId, deviceId: DeviceId });
+
+const unavailable = (err: unknown) =>
+  ApiError.unavailable('the device registry is unavailable, retry later', err);
+
+export async function deviceRoutes(app: HttpApp, opts: { devices: DeviceRegistry }): Promise<void> {
+  app.put(
+    '/v1/users/:userId/devices/:deviceId',
+    {
+      schema: {
+        summary: 'Register or replace a device for OS push',
+        tags: ['devices'],
+        params: DeviceParams,
+        body: DeviceRegistration,
+        response: { 200: Device, ...errors },
+      },
+    },
+    async (req) => {
+      try {
+        return await opts.devices.put(req.params.userId, req.params.deviceId, req.body);
+      } catch (err) {
+        throw unavailable(err);
+      }
+    },
+  );
+
+  app.delete(
+    '/v1/users/:userId/devices/:deviceId',
+    {
+      schema: {
+        summary: 'Remove a device',
+        tags: ['devices'],
+        params: DeviceParams,
+        response: { 204: z.null().describe('removed'), ...errors },
+      },
+    },
+    async (req, reply) => {
+      let removed: boolean;
+      try {
+        removed = await opts.devices.remove(req.params.userId, req.params.deviceId);
+      } catch (err) {
+        throw unavailable(err);
+      }
+      if (!removed) throw ApiError.notFound(`no device ${req.params.deviceId} for this user`);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/v1/users/:userId/devices',
+    {
+      schema: {
+        summary: "A user's devices",
+        tags: ['devices'],
+        params: z.object({ userId: UserId }),
+        response: { 200: DeviceList, ...errors },
+      },
+    },
+    async (req) => {
+      try {
+        return { userId: req.params.userId, devices: await opts.devices.list(req.params.userId) };
+      } catch (err) {
+        throw unavailable(err);
+      }
+    },
+  );
+}

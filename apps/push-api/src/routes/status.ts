@@ -1,0 +1,102 @@
+/** `GET /v1/messages/:id`: what happened to a message, per recipient, as a timeline (24 h). */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ApiError } from '@switchboard/http/api-error';
+import type { HttpApp } from '@switchboard/http/http-app';
+import { readStatus } from '@switchboard/nats/status-stream';
+import { ErrorBody } from '@switchboard/protocol/errors';
+import { MessageId } from '@switchboard/protocol/message';
+import { MessageStatus, type StatusRecord, type TimelineEntry } from '@switchboard/protocol/status';
+import { z } from 'zod';
+
+const PROVIDER_STEP = {
+  accepted: 'provider-accepted',
+  rejected: 'provider-rejected',
+  retry: 'provider-retry',
+  'device-removed': 'device-removed',
+  'no-devices': 'no-devices',
+  'dead-lettered': 'dead-lettered',
+} as const;
+
+/** Folds the stored records into one timeline per recipient, in time order. */
+export function buildStatus(id: string, records: StatusRecord[]): MessageStatus | null {
+  const send = records.find((r) => r.kind === 'send');
+  const byUser = new Map<
+    string,
+    { status: MessageStatus['recipients'][number]['status']; timeline: TimelineEntry[] }
+  >();
+  if (send) {
+    for (const r of send.recipients) {
+      const timeline: TimelineEntry[] = [{ at: send.acceptedAt, step: 'accepted' }];
+      for (const nodeId of r.nodes) timeline.push({ at: send.acceptedAt, step: 'routed', nodeId });
+      if (r.status === 'delivered') {
+        timeline.push({
+          at: send.finishedAt,
+          step: send.ack ? 'acked' : 'delivered',
+          detail: `${r.connections ?? 0} connection(s)`,
+        });
+      } else {
+        timeline.push({
+          at: send.finishedAt,
+          step: r.status === 'fallback' ? 'queued-for-fallback' : 'dropped',
+          detail: r.reason,
+        });
+      }
+      byUser.set(r.userId, { status: r.status, timeline });
+    }
+  }
+  for (const r of records) {
+    if (r.kind !== 'provider') continue;
+    const entry = byUser.get(r.userId) ?? { status: 'fallback' as const, timeline: [] };
+    entry.timeline.push({
+      at: r.at,
+      step: PROVIDER_STEP[r.outcome],
+      ...(r.detail === undefined ? {} : { detail: r.detail }),
+      ...(r.deviceId === undefined ? {} : { deviceId: r.deviceId }),
+      ...(r.platform === undefined ? {} : { platform: r.platform }),
+    });
+    byUser.set(r.userId, entry);
+  }
+  if (byUser.size === 0) return null;
+  return {
+    id,
+    event: send?.event ?? '',
+    recipients: [...byUser].map(([userId, e]) => ({
+      userId,
+      status: e.status,
+      timeline: e.timeline.sort((a, b) => a.at - b.at),
+    })),
+  };
+}
+
+export async function statusRoutes(app: HttpApp, opts: { nc: NatsConnection }): Promise<void> {
+  app.get(
+    '/v1/messages/:id',
+    {
+      schema: {
+        summary: 'What happened to a message, per recipient (kept 24 h)',
+        description:
+          'The timeline of each recipient: accepted, routed to node, delivered / acked, queued for fallback, provider accepted or rejected per device, device removed, dead-lettered.',
+        tags: ['messages'],
+        params: z.object({ id: MessageId }),
+        response: {
+          200: MessageStatus,
+          400: ErrorBody,
+          401: ErrorBody,
+          404: ErrorBody,
+          503: ErrorBody,
+        },
+      },
+    },
+    async (req) => {
+      let records: StatusRecord[];
+      try {
+        records = await readStatus(opts.nc, req.params.id);
+      } catch (err) {
+        throw ApiError.unavailable('message status is unavailable, retry later', err);
+      }
+      const status = buildStatus(req.params.id, records);
+      if (!status) throw ApiError.notFound(`no message ${req.params.id} in the last 24 hours`);
+      return status;
+    },
+  );
+}
