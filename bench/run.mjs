@@ -7,6 +7,7 @@ const all = {
   latency: () => import('./latency.mjs'),
   presence: () => import('./presence.mjs'),
   'push-api': () => import('./push-api.mjs'),
+  'os-push': () => import('./os-push.mjs'),
 };
 const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(all);
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });

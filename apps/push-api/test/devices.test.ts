@@ -89,6 +89,31 @@ describe('push-api device registry and message status', () => {
     expect(err.error.details.map((d: { field: string }) => d.field)).toContain(field);
   });
 
+  it('devices - concurrent registrations for one user all land (compare-and-set); the 101st is a 409', async () => {
+    const ids = Array.from({ length: 100 }, (_, i) => `dev-${String(i).padStart(3, '0')}`);
+    const results = await Promise.all(
+      ids.map((d) => call('PUT', `/v1/users/many/devices/${d}`, { platform: 'apns', token: APNS })),
+    );
+    expect(results.map((r) => r.status)).toEqual(ids.map(() => 200));
+    const list = await (await call('GET', '/v1/users/many/devices')).json();
+    expect(list.devices.map((d: { deviceId: string }) => d.deviceId)).toEqual(ids);
+    const over = await call('PUT', '/v1/users/many/devices/dev-100', {
+      platform: 'apns',
+      token: APNS,
+    });
+    expect(over.status).toBe(409);
+    expect((await over.json()).error.code).toBe('conflict');
+    // Replacing an existing one is still allowed.
+    expect(
+      (
+        await call('PUT', '/v1/users/many/devices/dev-000', {
+          platform: 'apns',
+          token: 'b'.repeat(64),
+        })
+      ).status,
+    ).toBe(200);
+  });
+
   it('devices - bad ids, unknown devices and missing keys', async () => {
     expect(
       (await call('PUT', '/v1/users/u/devices/bad.id', { platform: 'apns', token: APNS })).status,

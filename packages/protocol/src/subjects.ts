@@ -59,8 +59,3 @@ export function statusSubject(messageId: string, userId?: string): string {
   const base = `${Subjects.statusPrefix}.${encodeUserKey(messageId)}`;
   return userId === undefined ? `${base}.send` : `${base}.user.${encodeUserKey(userId)}`;
 }
-
-/** `<userKey>.<deviceId>`: a device's key in the `devices` bucket. */
-export function deviceKey(userId: string, deviceId: string): string {
-  return `${encodeUserKey(userId)}.${deviceId}`;
-}

@@ -1,9 +1,12 @@
 /** The device registry API: where OS push reaches a user. */
-import type { DeviceRegistry } from '@switchboard/device-registry/device-registry';
+import {
+  type DeviceRegistry,
+  TooManyDevicesError,
+} from '@switchboard/device-registry/device-registry';
 import { ApiError } from '@switchboard/http/api-error';
 import type { HttpApp } from '@switchboard/http/http-app';
 import { Device, DeviceId, DeviceList, DeviceRegistration } from '@switchboard/protocol/devices';
-import { ErrorBody } from '@switchboard/protocol/errors';
+import { ErrorBody, ErrorCodes } from '@switchboard/protocol/errors';
 import { UserId } from '@switchboard/protocol/message';
 import { z } from 'zod';
 
@@ -36,6 +39,8 @@ export async function deviceRoutes(app: HttpApp, opts: { devices: DeviceRegistry
       try {
         return await opts.devices.put(req.params.userId, req.params.deviceId, req.body);
       } catch (err) {
+        if (err instanceof TooManyDevicesError)
+          throw new ApiError(409, ErrorCodes.conflict, err.message);
         throw unavailable(err);
       }
     },
