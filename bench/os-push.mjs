@@ -12,9 +12,9 @@ import { DeviceRegistry } from '../packages/device-registry/dist/device-registry
 import {
   ensureDeadLetterStream,
   ensureFallbackStream,
+  ensureStatusStream,
   openDevicesBucket,
 } from '../packages/nats/dist/provision.js';
-import { ensureStatusStream } from '../packages/nats/dist/status-stream.js';
 import { ApnsServer } from '../packages/testkit/dist/apns-server.js';
 import { NatsServer } from '../packages/testkit/dist/nats-server.js';
 

@@ -7,9 +7,9 @@ import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
 import {
   ensureDeadLetterStream,
   ensureFallbackStream,
+  ensureStatusStream,
   openDevicesBucket,
 } from '@switchboard/nats/provision';
-import { ensureStatusStream } from '@switchboard/nats/status-stream';
 import type { Platform } from '@switchboard/protocol/devices';
 import type { Logger } from 'pino';
 import type { OsPushConfig } from './config.js';

@@ -7,11 +7,11 @@ import type { HttpApp } from '@switchboard/http/http-app';
 import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
 import {
   ensureFallbackStream,
+  ensureStatusStream,
   openDevicesBucket,
   openIdempotencyBucket,
   openPresenceBuckets,
 } from '@switchboard/nats/provision';
-import { ensureStatusStream } from '@switchboard/nats/status-stream';
 import { LeaseTable } from '@switchboard/presence-registry/lease-table';
 import { PresenceReader } from '@switchboard/presence-registry/presence-reader';
 import type { SendMessageResponse } from '@switchboard/protocol/message';

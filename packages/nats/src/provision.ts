@@ -4,10 +4,10 @@
  */
 import {
   DiscardPolicy,
-  type JetStreamManager,
   jetstreamManager,
   RetentionPolicy,
   StorageType,
+  type StreamConfig,
 } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -93,52 +93,63 @@ export async function openDevicesBucket(
   });
 }
 
-/** Creates the durable work-queue stream `PUSH_FALLBACK` unless it exists. */
-export async function ensureFallbackStream(
-  nc: NatsConnection,
-  options: ProvisionOptions,
-): Promise<JetStreamManager> {
-  const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.streams.info(Streams.fallback);
-  } catch (err) {
-    if (!isStreamNotFound(err)) throw err;
-    await jsm.streams.add({
-      name: Streams.fallback,
-      subjects: [`${Subjects.fallbackPrefix}.>`],
-      retention: RetentionPolicy.Workqueue,
-      storage: StorageType.File,
-      discard: DiscardPolicy.Old,
-      num_replicas: options.replicas,
-      // Deduplicates a retried publish of the same message id for the same user.
-      duplicate_window: 2 * 60 * 1_000_000_000,
-      max_age: 7 * 24 * 60 * 60 * 1_000_000_000,
-    });
-  }
-  return jsm;
-}
+const NS_PER_DAY = 24 * 60 * 60 * 1_000_000_000;
 
-function isStreamNotFound(err: unknown): boolean {
-  return err instanceof Error && /stream not found/i.test(err.message);
-}
-
-/** Creates `PUSH_FALLBACK_DLQ` (limits, 30 days) unless it exists. */
-export async function ensureDeadLetterStream(
+/**
+ * Creates a stream unless one with that name exists (an existing stream keeps its
+ * configuration: changing one is an operator's decision, e.g. `nats stream edit`).
+ */
+export async function ensureStream(
   nc: NatsConnection,
-  options: ProvisionOptions,
+  config: Partial<StreamConfig> & { name: string },
 ): Promise<void> {
   const jsm = await jetstreamManager(nc);
   try {
-    await jsm.streams.info(Streams.fallbackDlq);
+    await jsm.streams.info(config.name);
   } catch (err) {
-    if (!isStreamNotFound(err)) throw err;
-    await jsm.streams.add({
-      name: Streams.fallbackDlq,
-      subjects: [`${Subjects.dlqPrefix}.>`],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      num_replicas: options.replicas,
-      max_age: 30 * 24 * 60 * 60 * 1_000_000_000,
-    });
+    if (!(err instanceof Error && /stream not found/i.test(err.message))) throw err;
+    await jsm.streams.add(config);
   }
+}
+
+/** Creates the durable work-queue stream `PUSH_FALLBACK` (7 days) unless it exists. */
+export function ensureFallbackStream(nc: NatsConnection, options: ProvisionOptions): Promise<void> {
+  return ensureStream(nc, {
+    name: Streams.fallback,
+    subjects: [`${Subjects.fallbackPrefix}.>`],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    num_replicas: options.replicas,
+    // Deduplicates a retried publish of the same message id for the same user.
+    duplicate_window: 2 * 60 * 1_000_000_000,
+    max_age: 7 * NS_PER_DAY,
+  });
+}
+
+/** Creates `PUSH_FALLBACK_DLQ` (limits, 30 days) unless it exists. */
+export function ensureDeadLetterStream(
+  nc: NatsConnection,
+  options: ProvisionOptions,
+): Promise<void> {
+  return ensureStream(nc, {
+    name: Streams.fallbackDlq,
+    subjects: [`${Subjects.dlqPrefix}.>`],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: options.replicas,
+    max_age: 30 * NS_PER_DAY,
+  });
+}
+
+/** Creates `PUSH_STATUS` (message status records, 24 h) unless it exists. */
+export function ensureStatusStream(nc: NatsConnection, options: ProvisionOptions): Promise<void> {
+  return ensureStream(nc, {
+    name: Streams.status,
+    subjects: [`${Subjects.statusPrefix}.>`],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: options.replicas,
+    max_age: NS_PER_DAY,
+  });
 }

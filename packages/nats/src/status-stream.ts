@@ -1,12 +1,5 @@
-/** The `PUSH_STATUS` stream (24 h): message status records, read back as a timeline. */
-import {
-  AckPolicy,
-  DeliverPolicy,
-  jetstream,
-  jetstreamManager,
-  RetentionPolicy,
-  StorageType,
-} from '@nats-io/jetstream';
+/** The `PUSH_STATUS` stream (24 h): message status records, written and read back. */
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   type StatusRecord,
@@ -14,29 +7,6 @@ import {
 } from '@switchboard/protocol/status';
 import { Streams, Subjects, statusSubject } from '@switchboard/protocol/subjects';
 import { encodeUserKey } from '@switchboard/protocol/user-key';
-
-const DAY_NS = 24 * 60 * 60 * 1_000_000_000;
-
-/** Creates `PUSH_STATUS` unless it exists. */
-export async function ensureStatusStream(
-  nc: NatsConnection,
-  options: { replicas: number },
-): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.streams.info(Streams.status);
-  } catch (err) {
-    if (!(err instanceof Error && /stream not found/i.test(err.message))) throw err;
-    await jsm.streams.add({
-      name: Streams.status,
-      subjects: [`${Subjects.statusPrefix}.>`],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      num_replicas: options.replicas,
-      max_age: DAY_NS,
-    });
-  }
-}
 
 /**
  * Records one status event. Fire-and-forget (core publish into the stream): status must

@@ -6,6 +6,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './wait-for.js';
 
+const live = new Set<ChildProcess>();
+// A test run that dies must not leave apps behind.
+process.once('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
 export type AppName = 'edge' | 'presence' | 'push-api' | 'os-push';
 
 /** The repository root, from this file's place in packages/testkit/dist. */
@@ -44,6 +50,8 @@ export class AppProcess {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
+    live.add(proc);
+    proc.once('exit', () => live.delete(proc));
     const app = new AppProcess(name, proc);
     if (options.readyUrl) {
       const url = options.readyUrl;
@@ -57,7 +65,10 @@ export class AppProcess {
           timeoutMs: options.readyTimeoutMs ?? 15_000,
           message: () => `${name} not ready: ${app.output}`,
         },
-      );
+      ).catch((err: unknown) => {
+        proc.kill('SIGKILL');
+        throw err;
+      });
     }
     return app;
   }
