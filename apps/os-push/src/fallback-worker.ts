@@ -27,6 +27,8 @@ import type { Logger } from 'pino';
 import type { PushProvider, SendResult } from './providers/push-provider.js';
 
 export const CONSUMER_NAME = 'os-push';
+/** The longest `Retry-After` a provider can impose. */
+const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
 
 export type FallbackWorkerOptions = {
   nc: NatsConnection;
@@ -162,8 +164,9 @@ export class FallbackWorker {
       return;
     }
     const backoff = Math.min(this.#o.retryMaxMs, this.#o.retryBaseMs * 2 ** (attempt - 1));
-    const asked = Math.max(0, ...retries.map((r) => r.result.retryAfterMs ?? 0));
-    m.nak(Math.min(this.#o.retryMaxMs, Math.max(backoff, asked)));
+    // A provider's Retry-After wins over our own (capped) backoff, up to an hour.
+    const asked = Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ...retries.map((r) => r.result.retryAfterMs ?? 0)));
+    m.nak(Math.max(backoff, asked));
     this.stats.retried++;
   }
 

@@ -5,7 +5,10 @@ import { connect } from '@nats-io/transport-node';
 import { DeadLetter } from '@switchboard/protocol/fallback';
 import { Streams } from '@switchboard/protocol/subjects';
 import { waitFor } from '@switchboard/testkit/wait-for';
+import { decodeJwt } from 'jose';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApnsProvider } from '../src/providers/apns-provider.js';
 import { WebhookProvider } from '../src/providers/webhook-provider.js';
 import { PushRig, WEBHOOK_SECRET } from './support.js';
 
@@ -112,6 +115,55 @@ describe('os-push providers', () => {
     expect(rig.apns.requests.filter((r) => r.token === APNS_TOKEN(3))).toHaveLength(2);
     expect(rig.apns.delivered(APNS_TOKEN(3))).toHaveLength(1);
     await waitFor(async () => steps(await rig.status(id)).includes('provider-accepted'));
+    expect(steps(await rig.status(id))).toEqual([
+      'accepted',
+      'queued-for-fallback',
+      'provider-retry',
+      'provider-accepted',
+    ]);
+  });
+
+  it('apns - Retry-After is honoured: the retry waits at least as long as the provider asked', async () => {
+    await rig.device('patient', 'iphone', { platform: 'apns', token: APNS_TOKEN(6) });
+    rig.apns.script(APNS_TOKEN(6), {
+      status: 503,
+      reason: 'ServiceUnavailable',
+      retryAfterSeconds: 1,
+    });
+    await rig.send('patient');
+    await waitFor(() => rig.apns.delivered(APNS_TOKEN(6)).length === 1, { timeoutMs: 10_000 });
+    const [first, second] = rig.apns.requests.filter((r) => r.token === APNS_TOKEN(6));
+    // The worker's own backoff here is 50 ms: only Retry-After explains a 1 s gap.
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  it('apns - the provider token is reused, and signed again after 50 minutes', async () => {
+    const provider = new ApnsProvider({
+      keyPem: rig.apns.privateKeyPem,
+      keyId: rig.apns.keyId,
+      teamId: rig.apns.teamId,
+      log: pino({ level: 'silent' }),
+    });
+    const now = Date.now();
+    const t1 = await provider.token(now);
+    expect(await provider.token(now + 49 * 60_000)).toBe(t1);
+    const t2 = await provider.token(now + 51 * 60_000);
+    expect(t2).not.toBe(t1);
+    expect(decodeJwt(t2).iat).toBe(Math.floor((now + 51 * 60_000) / 1000));
+  });
+
+  it('fcm - the access token is cached across sends and exchanged again after a 401', async () => {
+    await rig.device('oauth', 'pixel', { platform: 'fcm', token: FCM_TOKEN(7) });
+    const exchanges = rig.fcm.tokenExchanges.length;
+    await rig.send('oauth');
+    await waitFor(() => rig.fcm.sends.some((s) => s.token === FCM_TOKEN(7)), { timeoutMs: 10_000 });
+    expect(rig.fcm.tokenExchanges.length).toBe(exchanges);
+    rig.fcm.revokeAccessTokens();
+    const id = await rig.send('oauth');
+    await waitFor(async () => steps(await rig.status(id)).includes('provider-accepted'), {
+      timeoutMs: 10_000,
+    });
+    expect(rig.fcm.tokenExchanges.length).toBe(exchanges + 1);
     expect(steps(await rig.status(id))).toEqual([
       'accepted',
       'queued-for-fallback',

@@ -20,6 +20,8 @@ export type ApnsRequest = {
   jwt: { header: Record<string, unknown>; claims: Record<string, unknown> };
   /** Whether the 200 reached a live stream (the client may have died meanwhile). */
   answered: boolean;
+  /** When the request arrived (ms since epoch). */
+  at: number;
 };
 
 export type ApnsScripted = { status: number; reason?: string; retryAfterSeconds?: number };
@@ -108,7 +110,14 @@ export class ApnsServer {
     } catch {
       return void reply(400, 'PayloadEmpty');
     }
-    const record: ApnsRequest = { token, headers: { ...req.headers }, body, jwt, answered: false };
+    const record: ApnsRequest = {
+      token,
+      headers: { ...req.headers },
+      body,
+      jwt,
+      answered: false,
+      at: Date.now(),
+    };
     this.requests.push(record);
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     const next = this.#scripts.get(token)?.shift();
