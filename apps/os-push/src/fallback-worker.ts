@@ -24,6 +24,7 @@ import { type DeadLetter, FallbackMessage } from '@switchboard/protocol/fallback
 import type { ProviderRecord } from '@switchboard/protocol/status';
 import { dlqSubject, Streams } from '@switchboard/protocol/subjects';
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import type { PushProvider, SendResult } from './providers/push-provider.js';
 
 export const CONSUMER_NAME = 'os-push';
@@ -44,19 +45,39 @@ export type FallbackWorkerOptions = {
   concurrency?: number;
   /** How long a message may stay unacked before redelivery (default 60 s). */
   ackWaitMs?: number;
+  /** Prometheus registry for the worker's counters. */
+  registry?: Registry;
 };
 
 export type WorkerStats = { acked: number; retried: number; deadLettered: number; sends: number };
 
 export class FallbackWorker {
-  readonly #o: Required<Omit<FallbackWorkerOptions, 'nc' | 'devices' | 'providers' | 'log'>> &
+  readonly #o: Required<
+    Omit<FallbackWorkerOptions, 'nc' | 'devices' | 'providers' | 'log' | 'registry'>
+  > &
     Pick<FallbackWorkerOptions, 'nc' | 'devices' | 'providers' | 'log'>;
+  readonly #sends: Counter<'platform' | 'outcome'> | undefined;
+  readonly #messagesDone: Counter<'outcome'> | undefined;
   readonly stats: WorkerStats = { acked: 0, retried: 0, deadLettered: 0, sends: 0 };
   #messages: ConsumerMessages | undefined;
   #loop: Promise<void> | undefined;
   readonly #inFlight = new Set<Promise<void>>();
 
   constructor(options: FallbackWorkerOptions) {
+    if (options.registry) {
+      this.#sends = new Counter({
+        name: 'switchboard_os_push_sends_total',
+        help: 'Provider sends by platform and outcome (accepted, invalid-token, retry, rejected)',
+        labelNames: ['platform', 'outcome'],
+        registers: [options.registry],
+      });
+      this.#messagesDone = new Counter({
+        name: 'switchboard_os_push_messages_total',
+        help: 'Fallback messages by how they ended: acked, retried (nak), dead-lettered',
+        labelNames: ['outcome'],
+        registers: [options.registry],
+      });
+    }
     this.#o = {
       maxAttempts: 8,
       retryBaseMs: 1_000,
@@ -101,6 +122,11 @@ export class FallbackWorker {
     })();
   }
 
+  #done(outcome: 'acked' | 'retried' | 'deadLettered'): void {
+    this.stats[outcome]++;
+    this.#messagesDone?.inc({ outcome });
+  }
+
   /** Stops taking messages and waits for those in hand. */
   async stop(): Promise<void> {
     await this.#messages?.close();
@@ -134,7 +160,7 @@ export class FallbackWorker {
     if (devices.length === 0) {
       await record({ outcome: 'no-devices' });
       m.ack();
-      this.stats.acked++;
+      this.#done('acked');
       return;
     }
     const settled = attempt > 1 ? await this.#settledDevices(message) : new Set<string>();
@@ -143,6 +169,7 @@ export class FallbackWorker {
       todo.map(async (device) => {
         this.stats.sends++;
         const result = await this.#o.providers[device.platform].send(device, message);
+        this.#sends?.inc({ platform: device.platform, outcome: result.outcome });
         await this.#recordResult(message.userId, device, result, record);
         return { device, result };
       }),
@@ -153,21 +180,24 @@ export class FallbackWorker {
     }>;
     if (retries.length === 0) {
       m.ack();
-      this.stats.acked++;
+      this.#done('acked');
       return;
     }
     if (attempt >= this.#o.maxAttempts) {
       await this.#deadLetter(message, attempt, retries);
       await record({ outcome: 'dead-lettered', detail: `gave up after ${attempt} attempts` });
       m.ack();
-      this.stats.deadLettered++;
+      this.#done('deadLettered');
       return;
     }
     const backoff = Math.min(this.#o.retryMaxMs, this.#o.retryBaseMs * 2 ** (attempt - 1));
     // A provider's Retry-After wins over our own (capped) backoff, up to an hour.
-    const asked = Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ...retries.map((r) => r.result.retryAfterMs ?? 0)));
+    const asked = Math.min(
+      MAX_RETRY_AFTER_MS,
+      Math.max(0, ...retries.map((r) => r.result.retryAfterMs ?? 0)),
+    );
     m.nak(Math.max(backoff, asked));
-    this.stats.retried++;
+    this.#done('retried');
   }
 
   async #recordResult(

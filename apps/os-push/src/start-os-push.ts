@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DeviceRegistry } from '@switchboard/device-registry/device-registry';
+import { createMetricsRegistry } from '@switchboard/http/health';
 import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
 import {
   ensureDeadLetterStream,
@@ -47,6 +48,7 @@ export async function startOsPush(config: OsPushConfig, log: Logger): Promise<Ru
     await ensureDeadLetterStream(nc, { replicas });
     await ensureStatusStream(nc, { replicas });
     const providers = createProviders(config, log);
+    const registry = createMetricsRegistry('os-push');
     const worker = new FallbackWorker({
       nc,
       devices: new DeviceRegistry(await openDevicesBucket(nc, { replicas })),
@@ -57,6 +59,7 @@ export async function startOsPush(config: OsPushConfig, log: Logger): Promise<Ru
       retryMaxMs: config.retryMaxMs,
       concurrency: config.concurrency,
       ackWaitMs: config.ackWaitMs,
+      registry,
     });
     await worker.start();
     const http = createServer((req, res) => {
@@ -64,6 +67,12 @@ export async function startOsPush(config: OsPushConfig, log: Logger): Promise<Ru
       const json = (status: number, body: unknown) =>
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       if (path === '/healthz') return json(200, { status: 'ok' });
+      if (path === '/metrics') {
+        void registry
+          .metrics()
+          .then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
+        return;
+      }
       if (path === '/readyz') {
         const ready = health.connected;
         return json(ready ? 200 : 503, {

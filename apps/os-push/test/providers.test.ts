@@ -258,4 +258,17 @@ describe('os-push providers', () => {
       timeoutMs: 10_000,
     });
   });
+
+  it('metrics - sends are counted by platform and outcome', async () => {
+    const text = await (await fetch(`${rig.workers[0]!.url}/metrics`)).text();
+    expect(text).toMatch(
+      /switchboard_os_push_sends_total\{platform="apns",outcome="accepted",app="os-push"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /switchboard_os_push_sends_total\{platform="fcm",outcome="invalid-token",app="os-push"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /switchboard_os_push_messages_total\{outcome="deadLettered",app="os-push"\} 1/,
+    );
+  });
 });

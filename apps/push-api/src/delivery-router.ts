@@ -20,6 +20,7 @@ import type {
 import { nodeSubject } from '@switchboard/protocol/subjects';
 import type { Logger } from 'pino';
 import type { FallbackQueue } from './fallback-queue.js';
+import type { RouterMetrics } from './metrics.js';
 
 export type DeliveryRouterOptions = {
   nc: NatsConnection;
@@ -30,6 +31,7 @@ export type DeliveryRouterOptions = {
   ackGraceMs: number;
   /** Concurrent fallback publishes of one multicast (default 256). */
   fallbackConcurrency?: number;
+  metrics?: RouterMetrics;
 };
 
 export type OutgoingMessage = Omit<SendMessageRequest, 'to' | 'id'> & { id: string; to: string[] };
@@ -87,6 +89,7 @@ export class DeliveryRouter {
           })
           .then((msg) => {
             const reply = NodeReply.parse(msg.json());
+            this.#o.metrics?.nodeRequests.inc({ outcome: 'ok' });
             for (const [userId, r] of Object.entries(reply.results)) {
               const sum = reached.get(userId) ?? { connections: 0, acked: 0 };
               sum.connections += r.connections;
@@ -96,6 +99,7 @@ export class DeliveryRouter {
             }
           })
           .catch((err: unknown) => {
+            this.#o.metrics?.nodeRequests.inc({ outcome: 'failed' });
             this.#o.log.warn({ err, nodeId, users: users.length }, 'node did not take a delivery');
             for (const u of users) unreachable.add(u);
           })
@@ -135,6 +139,20 @@ export class DeliveryRouter {
     const nodesOf = new Map<string, string[]>();
     for (const [nodeId, users] of byNode) {
       for (const u of users) nodesOf.set(u, [...(nodesOf.get(u) ?? []), nodeId]);
+    }
+    const metrics = this.#o.metrics;
+    if (metrics) {
+      // Counted per outcome, not per recipient: a 10,000-recipient multicast is a few incs.
+      const counts = new Map<string, number>();
+      for (const r of results) {
+        const k = `${r.status}|${r.reason ?? ''}`;
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+      for (const [k, n] of counts) {
+        const [status, reason] = k.split('|') as [string, string];
+        metrics.recipients.inc({ status, reason }, n);
+      }
+      metrics.sendSeconds.observe((Date.now() - sentAt) / 1000);
     }
     recordStatus(this.#o.nc, {
       kind: 'send',

@@ -21,6 +21,7 @@ import type { PushApiConfig } from './config.js';
 import { DeliveryRouter } from './delivery-router.js';
 import { FallbackQueue } from './fallback-queue.js';
 import { IdempotencyStore } from './idempotency-store.js';
+import { createRouterMetrics } from './metrics.js';
 
 export type RunningPushApi = {
   app: HttpApp;
@@ -44,7 +45,9 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
       leaseTtlMs: config.leaseTtlMs,
       log,
     });
+    const registry = createMetricsRegistry('push-api');
     const router = new DeliveryRouter({
+      metrics: createRouterMetrics(registry),
       nc,
       presence: new PresenceReader({ kv: buckets.users, leases }),
       fallback: new FallbackQueue(nc, { retryMs: config.fallbackRetryMs }),
@@ -66,7 +69,7 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
       devices: new DeviceRegistry(await openDevicesBucket(nc, { replicas: config.nats.replicas })),
       duplicateWaitMs: config.nodeTimeoutMs + config.ackGraceMs + 10_000,
       logger: log,
-      registry: createMetricsRegistry('push-api'),
+      registry,
       readiness: { nats: () => health.connected },
     });
     app.addHook('onClose', async () => leases.stop());

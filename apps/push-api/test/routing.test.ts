@@ -133,4 +133,18 @@ describe('push-api routing', () => {
       return (await res.json()).results[0].status === 'dropped';
     });
   });
+
+  it('metrics - recipients are counted by outcome, node requests by result', async () => {
+    const text = await (await fetch(`${stack.apiUrl}/metrics`)).text();
+    expect(text).toMatch(
+      /switchboard_push_recipients_total\{status="delivered",reason="",app="push-api"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /switchboard_push_recipients_total\{status="fallback",reason="offline",app="push-api"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /switchboard_push_node_requests_total\{outcome="ok",app="push-api"\} [1-9]/,
+    );
+    expect(text).toMatch(/switchboard_push_send_seconds_count\{app="push-api"\} [1-9]/);
+  });
 });

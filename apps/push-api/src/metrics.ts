@@ -1,0 +1,27 @@
+/** The push API's own metrics (beside Node's process metrics). */
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+export type RouterMetrics = ReturnType<typeof createRouterMetrics>;
+
+export function createRouterMetrics(registry: Registry) {
+  return {
+    recipients: new Counter({
+      name: 'switchboard_push_recipients_total',
+      help: 'Recipients by outcome: delivered, fallback, dropped (with the reason when undelivered)',
+      labelNames: ['status', 'reason'],
+      registers: [registry],
+    }),
+    nodeRequests: new Counter({
+      name: 'switchboard_push_node_requests_total',
+      help: 'Requests to edge nodes: ok, or failed (no responders, timeout)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    sendSeconds: new Histogram({
+      name: 'switchboard_push_send_seconds',
+      help: 'Time to route one message, from presence lookup to the last outcome',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+  };
+}
