@@ -52,6 +52,8 @@ export type EdgeNodeOptions = {
 };
 
 const encoder = new TextEncoder();
+/** Longest wait for closed clients' disconnect handlers during a drain. */
+const DRAIN_DISCONNECT_TIMEOUT_MS = 5_000;
 
 export class EdgeNode {
   readonly nodeId: string;
@@ -145,8 +147,8 @@ export class EdgeNode {
   }
 
   /** Resolves when every presence change so far is written. */
-  flushPresence(): Promise<void> {
-    return this.#registrar.flush();
+  async flushPresence(): Promise<void> {
+    await this.#registrar.flush();
   }
 
   /**
@@ -167,7 +169,17 @@ export class EdgeNode {
       // Closing the transport (not socket.disconnect()) makes clients reconnect.
       socket.conn.close();
     }
-    await this.#registrar.flush();
+    // Every disconnect handler must have recorded its removal before the final flush.
+    const deadline = Date.now() + DRAIN_DISCONNECT_TIMEOUT_MS;
+    while (this.#sockets.connections > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    if (!(await this.#registrar.flush(DRAIN_DISCONNECT_TIMEOUT_MS))) {
+      log.warn(
+        { pending: this.#registrar.pending },
+        'drain: presence writes still pending; presence cleans up after the lease',
+      );
+    }
+    this.#registrar.stop();
     for (const sub of this.#subs) sub.unsubscribe();
     await this.#lease.stop().catch((err: unknown) => log.warn({ err }, 'could not delete lease'));
     await new Promise<void>((resolve) => this.#io.close(() => resolve()));

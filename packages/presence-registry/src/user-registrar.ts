@@ -22,8 +22,6 @@ export type UserRegistrarOptions = {
   log: Log;
   /** Concurrent KV writes (default 128). */
   maxInFlight?: number;
-  /** Attempts per write on CAS conflicts or errors before giving up (default 8). */
-  maxAttempts?: number;
 };
 
 type Known = { revision: number; entry: UserEntry | null };
@@ -38,14 +36,15 @@ export class UserRegistrar {
   readonly #queue = new Set<string>();
   readonly #inFlight = new Set<string>();
   #idleWaiters: Array<() => void> = [];
-  #failed = 0;
+  #errors = 0;
+  #stopped = false;
   /** Users whose entry is rewritten even when unchanged (refresh before max_age). */
   readonly #forced = new Set<string>();
   #epoch: string;
   #refreshTimer: NodeJS.Timeout | undefined;
 
   constructor(options: UserRegistrarOptions) {
-    this.#o = { maxInFlight: 128, maxAttempts: 8, ...options };
+    this.#o = { maxInFlight: 128, ...options };
     this.#epoch = options.epoch;
   }
 
@@ -109,26 +108,45 @@ export class UserRegistrar {
     return this.#queue.size + this.#inFlight.size;
   }
 
-  /** Writes that exhausted their attempts since start. */
-  get failedWrites(): number {
-    return this.#failed;
+  /** Write attempts that failed with an error other than a CAS conflict (and were retried). */
+  get writeErrors(): number {
+    return this.#errors;
   }
 
-  /** Resolves when every recorded change is written (or failed and logged). */
-  flush(): Promise<void> {
-    if (this.pending === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  /** Stops retrying: pending writes are abandoned (the node is going away). */
+  stop(): void {
+    this.#stopped = true;
+    this.stopRefresh();
+    this.#queue.clear();
+  }
+
+  /**
+   * Resolves true when every recorded change is written, or false after `timeoutMs`
+   * (default: no limit) with writes still pending.
+   */
+  flush(timeoutMs?: number): Promise<boolean> {
+    if (this.pending === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = () => resolve(true);
+      this.#idleWaiters.push(done);
+      if (timeoutMs !== undefined) {
+        setTimeout(() => {
+          this.#idleWaiters = this.#idleWaiters.filter((w) => w !== done);
+          resolve(false);
+        }, timeoutMs).unref();
+      }
+    });
   }
 
   #pump(): void {
-    while (this.#inFlight.size < this.#o.maxInFlight && this.#queue.size > 0) {
+    while (!this.#stopped && this.#inFlight.size < this.#o.maxInFlight && this.#queue.size > 0) {
       const userId = this.#queue.values().next().value as string;
       this.#queue.delete(userId);
       this.#inFlight.add(userId);
       void this.#write(userId).finally(() => {
         this.#inFlight.delete(userId);
         // A change that arrived during the write is queued again by this check.
-        if (this.#desired.has(userId)) this.#queue.add(userId);
+        if (this.#desired.has(userId) && !this.#stopped) this.#queue.add(userId);
         this.#pump();
         if (this.pending === 0) {
           const waiters = this.#idleWaiters;
@@ -139,24 +157,21 @@ export class UserRegistrar {
     }
   }
 
+  /**
+   * Writes the user's wished count until it is stored: compare-and-set conflicts re-read at
+   * once (with jitter after a few); other errors (NATS away) back off up to 5 s and try
+   * again, so an outage never leaves a connected user unregistered once NATS is back.
+   */
   async #write(userId: string): Promise<void> {
     const key = encodeUserKey(userId);
     const { kv, nodeId } = this.#o;
-    let lastErr: unknown;
-    for (let attempt = 0; attempt < this.#o.maxAttempts; attempt++) {
+    const forced = this.#forced.delete(userId);
+    for (let attempt = 0; !this.#stopped; attempt++) {
       const desired = this.#desired.get(userId);
       if (desired === undefined) return;
       try {
-        const epoch = this.#epoch;
         const known = this.#known.get(userId) ?? (await this.#read(kv, key));
-        const next = applyNode(
-          known.entry,
-          nodeId,
-          epoch,
-          desired,
-          Date.now(),
-          this.#forced.delete(userId),
-        );
+        const next = applyNode(known.entry, nodeId, this.#epoch, desired, Date.now(), forced);
         if (next !== null) {
           const revision = await kv.put(key, encodeJson(next), { previousSeq: known.revision });
           if (desired > 0) this.#known.set(userId, { revision, entry: next });
@@ -166,14 +181,21 @@ export class UserRegistrar {
         if (this.#desired.get(userId) === desired) this.#desired.delete(userId);
         return;
       } catch (err) {
-        lastErr = err;
         this.#known.delete(userId);
-        if (!isCasConflict(err)) await sleep(Math.min(1000, 25 * 2 ** attempt));
+        if (isCasConflict(err)) {
+          if (attempt >= 4) await sleep(Math.random() * 20);
+          continue;
+        }
+        this.#errors++;
+        // A closed connection never comes back: the node is going away.
+        if ((err as Error | null)?.name === 'ClosedConnectionError') {
+          this.#stopped = true;
+          return;
+        }
+        if (attempt === 0) this.#o.log.warn({ err, userId }, 'presence write failed; retrying');
+        await sleep(Math.min(5_000, 25 * 2 ** Math.min(attempt, 8)));
       }
     }
-    this.#failed++;
-    this.#desired.delete(userId);
-    this.#o.log.error({ err: lastErr, userId }, 'presence write failed: entry may be stale');
   }
 
   async #read(kv: KV, key: string): Promise<Known> {

@@ -161,7 +161,7 @@ describe('presence registry', () => {
       expect(e?.nodes['cas-a']).toMatchObject({ epoch: 'ea', connections: 3 });
       expect(e?.nodes['cas-b']).toMatchObject({ epoch: 'eb', connections: 2 });
     }
-    expect(a.failedWrites + b.failedWrites).toBe(0);
+    expect(a.writeErrors + b.writeErrors).toBe(0);
     // And leaving concurrently leaves no node and a lastSeen.
     for (const id of ids) {
       a.set(id, 0);
@@ -184,4 +184,27 @@ describe('presence registry', () => {
     expect((await entry('tabby'))?.nodes.coalesce?.connections).toBe(200);
     expect(after - before).toBeLessThanOrEqual(2);
   });
+
+  it('entries - a write during a NATS outage is retried until NATS is back (no user left unregistered)', async () => {
+    const reg = new UserRegistrar({ kv: users, nodeId: 'outage', epoch: 'o1', log });
+    await nats.kill();
+    reg.set('patient-user', 1);
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(reg.pending).toBe(1);
+    await nats.restart();
+    expect(await reg.flush(20_000)).toBe(true);
+    expect((await entry('patient-user'))?.nodes.outage?.connections).toBe(1);
+    expect(reg.writeErrors).toBeGreaterThan(0);
+  }, 40_000);
+
+  it('entries - stop() abandons pending writes (after at most one backoff)', async () => {
+    const reg = new UserRegistrar({ kv: users, nodeId: 'stopping', epoch: 's1', log });
+    await nats.kill();
+    reg.set('never-written', 1);
+    await new Promise((r) => setTimeout(r, 200));
+    reg.stop();
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(reg.pending).toBe(0);
+    await nats.restart();
+  }, 30_000);
 });
