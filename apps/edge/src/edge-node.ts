@@ -235,7 +235,12 @@ export class EdgeNode {
     }
     this.#metrics.deliveries.inc(env.userIds.length);
     const reply: NodeReply = { nodeId: this.nodeId, epoch: this.epoch, results };
-    msg.respond(encoder.encode(JSON.stringify(reply)));
+    try {
+      msg.respond(encoder.encode(JSON.stringify(reply)));
+    } catch (err) {
+      // Over max_payload (or NATS gone): the push API times out and treats it as undelivered.
+      this.#o.log.error({ err, users: env.userIds.length }, 'could not answer a delivery');
+    }
   }
 
   #onBroadcast(msg: Msg): void {

@@ -39,6 +39,44 @@ export type OutgoingMessage = Omit<SendMessageRequest, 'to' | 'id'> & { id: stri
 type Reached = { connections: number; acked: number };
 
 const encoder = new TextEncoder();
+/** NATS' default max_payload, when the server did not say. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+const ENVELOPE_SLACK_BYTES = 16 * 1024;
+const REPLY_BYTES_PER_USER = 48;
+/** A generous bound of one recipient in a send record (id, outcome, node ids). */
+const STATUS_BYTES_PER_RECIPIENT = 1024;
+
+/** The message's data does not fit in one NATS message: refused before anything is sent. */
+export class MessageTooLargeError extends Error {
+  constructor(bytes: number, maxPayload: number) {
+    super(
+      `the message is ${bytes} bytes serialized; NATS carries at most ${maxPayload - ENVELOPE_SLACK_BYTES} for data here`,
+    );
+    this.name = 'MessageTooLargeError';
+  }
+}
+
+/**
+ * Splits `users` into lists that fit in `budget` bytes (at least one user each), counting
+ * `perUser` extra bytes for each (the node's reply repeats every id with its counts).
+ */
+export function chunkByBytes(users: string[], budget: number, perUser = 0): string[][] {
+  const chunks: string[][] = [];
+  let current: string[] = [];
+  let size = 2;
+  for (const u of users) {
+    const bytes = Buffer.byteLength(JSON.stringify(u)) + 1 + perUser;
+    if (current.length > 0 && size + bytes > budget) {
+      chunks.push(current);
+      current = [];
+      size = 2;
+    }
+    current.push(u);
+    size += bytes;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
 
 export class DeliveryRouter {
   readonly #o: DeliveryRouterOptions;
@@ -50,6 +88,13 @@ export class DeliveryRouter {
   /** Routes one message to its recipients; resolves with one result per distinct recipient, in order. */
   async send(message: OutgoingMessage): Promise<RecipientResult[]> {
     const sentAt = Date.now();
+    // The payload is serialized once; only the recipient list differs per request.
+    const head = `{"id":${JSON.stringify(message.id)},"event":${JSON.stringify(message.event)},"sentAt":${sentAt},"data":${JSON.stringify(message.data ?? null)}${message.ack ? `,"ackTimeoutMs":${message.ackTimeoutMs}` : ''},"userIds":`;
+    const maxPayload = this.#o.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+    const headBytes = Buffer.byteLength(head);
+    // Room for the recipients here, and for the notification in a fallback message.
+    if (headBytes + ENVELOPE_SLACK_BYTES > maxPayload)
+      throw new MessageTooLargeError(headBytes, maxPayload);
     const recipients = [...new Set(message.to)];
     const views = await this.#o.presence.lookupMany(recipients);
 
@@ -64,8 +109,14 @@ export class DeliveryRouter {
 
     const reached = new Map<string, Reached>();
     const unreachable = new Set<string>();
-    // The payload is serialized once; only the recipient list differs per node.
-    const head = `{"id":${JSON.stringify(message.id)},"event":${JSON.stringify(message.event)},"sentAt":${sentAt},"data":${JSON.stringify(message.data ?? null)}${message.ack ? `,"ackTimeoutMs":${message.ackTimeoutMs}` : ''},"userIds":`;
+    // One request per node, split only when its recipient list would exceed max_payload.
+    const requests: Array<[string, string[]]> = [];
+    for (const [nodeId, users] of byNode) {
+      // The reply carries `"<id>":{"connections":n,"acked":n}` per user: budget for it too.
+      for (const chunk of chunkByBytes(users, maxPayload - headBytes - 1, REPLY_BYTES_PER_USER)) {
+        requests.push([nodeId, chunk]);
+      }
+    }
     const timeout = message.ack ? message.ackTimeoutMs + this.#o.ackGraceMs : this.#o.nodeTimeoutMs;
 
     // With acks, a recipient is settled by its first acking node: the answer does not wait
@@ -75,14 +126,14 @@ export class DeliveryRouter {
       for (const u of users) nodesLeft.set(u, (nodesLeft.get(u) ?? 0) + 1);
     let unsettled = nodesLeft.size;
     await new Promise<void>((resolve) => {
-      let outstanding = byNode.size;
+      let outstanding = requests.length;
       if (outstanding === 0) return resolve();
       const settle = (userId: string) => {
         if (nodesLeft.get(userId) === 0) return;
         nodesLeft.set(userId, 0);
         if (--unsettled === 0) resolve();
       };
-      for (const [nodeId, users] of byNode) {
+      for (const [nodeId, users] of requests) {
         this.#o.nc
           .request(nodeSubject(nodeId), encoder.encode(`${head}${JSON.stringify(users)}}`), {
             timeout,
@@ -154,15 +205,20 @@ export class DeliveryRouter {
       }
       metrics.sendSeconds.observe((Date.now() - sentAt) / 1000);
     }
-    recordStatus(this.#o.nc, {
-      kind: 'send',
-      id: message.id,
-      event: message.event,
-      acceptedAt: sentAt,
-      finishedAt: Date.now(),
-      ack: message.ack,
-      recipients: results.map((r) => ({ ...r, nodes: nodesOf.get(r.userId) ?? [] })),
-    });
+    // Status records are split like deliveries, so that none exceeds max_payload.
+    const records = results.map((r) => ({ ...r, nodes: nodesOf.get(r.userId) ?? [] }));
+    const perRecord = Math.max(1, Math.floor((maxPayload - 4096) / STATUS_BYTES_PER_RECIPIENT));
+    for (let i = 0; i < records.length; i += perRecord) {
+      recordStatus(this.#o.nc, {
+        kind: 'send',
+        id: message.id,
+        event: message.event,
+        acceptedAt: sentAt,
+        finishedAt: Date.now(),
+        ack: message.ack,
+        recipients: records.slice(i, i + perRecord),
+      });
+    }
     return results;
   }
 

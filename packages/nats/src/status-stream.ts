@@ -12,9 +12,15 @@ import { encodeUserKey } from '@switchboard/protocol/user-key';
  * Records one status event. Fire-and-forget (core publish into the stream): status must
  * never slow down or fail a delivery, and a lost status record loses no message.
  */
-export function recordStatus(nc: NatsConnection, record: StatusRecord): void {
+export function recordStatus(nc: NatsConnection, record: StatusRecord): boolean {
   const userId = record.kind === 'send' ? undefined : record.userId;
-  nc.publish(statusSubject(record.id, userId), JSON.stringify(record));
+  try {
+    nc.publish(statusSubject(record.id, userId), JSON.stringify(record));
+    return true;
+  } catch {
+    // Closed connection or a record over max_payload: the message itself is unaffected.
+    return false;
+  }
 }
 
 /** Records one status event and waits for JetStream to store it (used where order matters). */

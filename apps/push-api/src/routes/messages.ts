@@ -12,7 +12,7 @@ import {
 } from '@switchboard/protocol/message';
 import { Subjects } from '@switchboard/protocol/subjects';
 import { z } from 'zod';
-import type { DeliveryRouter } from '../delivery-router.js';
+import { type DeliveryRouter, MessageTooLargeError } from '../delivery-router.js';
 import { IdempotencyStore } from '../idempotency-store.js';
 
 const errors = {
@@ -118,6 +118,8 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
       } catch (err) {
         // The router fails only before anything was sent: a retry may send.
         if (claim?.kind === 'claimed') await claim.release();
+        if (err instanceof MessageTooLargeError)
+          throw new ApiError(413, ErrorCodes.payloadTooLarge, err.message);
         throw ApiError.unavailable('message routing is unavailable, retry later', err);
       }
       if (claim?.kind === 'claimed') {
@@ -153,6 +155,14 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
         data: req.body.data ?? null,
         sentAt: Date.now(),
       });
+      const maxPayload = opts.nc.info?.max_payload ?? 1024 * 1024;
+      if (Buffer.byteLength(payload) > maxPayload) {
+        throw new ApiError(
+          413,
+          ErrorCodes.payloadTooLarge,
+          `the broadcast is larger than NATS carries (${maxPayload} bytes)`,
+        );
+      }
       try {
         opts.nc.publish(Subjects.broadcast, payload);
         await opts.nc.flush();

@@ -19,7 +19,9 @@ const PROVIDER_STEP = {
 
 /** Folds the stored records into one timeline per recipient, in time order. */
 export function buildStatus(id: string, records: StatusRecord[]): MessageStatus | null {
-  const send = records.find((r) => r.kind === 'send');
+  // A large multicast is recorded in several send records: merge their recipients.
+  const sends = records.filter((r) => r.kind === 'send');
+  const send = sends[0] && { ...sends[0], recipients: sends.flatMap((r) => r.recipients) };
   const byUser = new Map<
     string,
     { status: MessageStatus['recipients'][number]['status']; timeline: TimelineEntry[] }

@@ -24,6 +24,8 @@ export type StackOptions = {
   env?: Record<string, string>;
   /** Run on a 3-node JetStream cluster with R3 buckets and streams. */
   cluster?: boolean;
+  /** Extra nats-server configuration lines (single server). */
+  natsConfig?: string;
 };
 
 export class Stack {
@@ -48,7 +50,9 @@ export class Stack {
   }
 
   static async start(options: StackOptions = {}): Promise<Stack> {
-    const nats = options.cluster ? await NatsCluster.start({ size: 3 }) : await NatsServer.start();
+    const nats = options.cluster
+      ? await NatsCluster.start({ size: 3 })
+      : await NatsServer.start(options.natsConfig ? { config: options.natsConfig } : {});
     const stack = new Stack(nats, options.leaseTtlMs ?? 3_000);
     for (let i = 0; i < (options.edges ?? 2); i++) await stack.addEdge(`edge-${i + 1}`);
     const config = loadConfig({
