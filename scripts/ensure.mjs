@@ -85,10 +85,41 @@ export function ensureNatsServer() {
   process.exit(1);
 }
 
-export function ensureAll({ nats = true } = {}) {
+/** Debian's Chromium for the browser end-to-end test (headless, driven by playwright-core). */
+export function findChromium() {
+  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
+  return candidates.find((p) => p && existsSync(p)) ?? null;
+}
+
+export function ensureChromium() {
+  if (findChromium()) return;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot && existsSync('/usr/bin/apt-get')) {
+    console.log('• installing chromium with apt-get (for the browser test)…');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    // The package lists may be stale on a fresh machine: update once if the first try fails.
+    const install = () => spawnSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env }).status === 0;
+    if (!install()) {
+      run('apt-get', ['update', '-qq'], { env });
+      install();
+    }
+    if (findChromium()) return;
+  }
+  console.error(
+    [
+      '✗ Chromium is not installed (the browser end-to-end test needs it).',
+      '  Debian/Ubuntu:  sudo apt-get install -y chromium',
+      '  Or set CHROMIUM_PATH to a Chromium or Chrome binary.',
+    ].join('\n'),
+  );
+  process.exit(1);
+}
+
+export function ensureAll({ nats = true, chromium = false } = {}) {
   ensureNode();
   ensureDependencies();
   if (nats) ensureNatsServer();
+  if (chromium) ensureChromium();
 }
 
 export function build() {
@@ -96,5 +127,6 @@ export function build() {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  ensureAll();
+  // `node scripts/ensure.mjs --browser` (npm test) also makes sure Chromium is there.
+  ensureAll({ chromium: process.argv.includes('--browser') });
 }
