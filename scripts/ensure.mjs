@@ -98,7 +98,9 @@ export function ensureChromium() {
     console.log('• installing chromium with apt-get (for the browser test)…');
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     // The package lists may be stale on a fresh machine: update once if the first try fails.
-    const install = () => spawnSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env }).status === 0;
+    const install = () =>
+      spawnSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env })
+        .status === 0;
     if (!install()) {
       run('apt-get', ['update', '-qq'], { env });
       install();

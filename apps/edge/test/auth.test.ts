@@ -1,6 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createMetricsRegistry } from '@switchboard/http/health';
 import { openPresenceBuckets } from '@switchboard/nats/provision';
+import { http } from '@switchboard/testkit/http';
 import { NatsServer } from '@switchboard/testkit/nats-server';
 import { connectClient } from '@switchboard/testkit/socket-client';
 import { mintToken } from '@switchboard/testkit/tokens';
@@ -108,15 +109,15 @@ describe('edge auth', () => {
   });
 
   it('http - health, readiness, metrics and a JSON 404', async () => {
-    expect((await fetch(`${url}/healthz`)).status).toBe(200);
-    expect(await (await fetch(`${url}/readyz`)).json()).toMatchObject({
+    expect((await http(`${url}/healthz`)).status).toBe(200);
+    expect(await (await http(`${url}/readyz`)).json()).toMatchObject({
       status: 'ready',
       nodeId: 'auth-edge',
     });
-    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(
+    expect(await (await http(`${url}/metrics`)).text()).toMatch(
       /switchboard_edge_connections_rejected_total\{reason="unauthorized"/,
     );
-    const nf = await fetch(`${url}/nope`);
+    const nf = await http(`${url}/nope`);
     expect(nf.status).toBe(404);
     expect((await nf.json()).error.code).toBe('not_found');
   });

@@ -3,6 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { UserEntry } from '@switchboard/protocol/presence';
 import { Buckets } from '@switchboard/protocol/subjects';
 import { AppProcess } from '@switchboard/testkit/app-process';
+import { http } from '@switchboard/testkit/http';
 import { NatsServer } from '@switchboard/testkit/nats-server';
 import { freePort } from '@switchboard/testkit/ports';
 import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
@@ -82,7 +83,7 @@ describe('edge connection storm', () => {
       `storm: ${USERS} connects in ${connectedMs} ms, all registered after ${Date.now() - t0} ms`,
     );
     expect(await registered()).toBe(USERS);
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const metrics = await (await http(`${url}/metrics`)).text();
     expect(metrics).toMatch(/switchboard_edge_connections\{app="edge"\} 5000/);
   }, 120_000);
 });

@@ -4,6 +4,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { DeadLetter } from '@switchboard/protocol/fallback';
 import { Streams } from '@switchboard/protocol/subjects';
+import { http } from '@switchboard/testkit/http';
 import { waitFor } from '@switchboard/testkit/wait-for';
 import { decodeJwt } from 'jose';
 import { pino } from 'pino';
@@ -260,7 +261,7 @@ describe('os-push providers', () => {
   });
 
   it('metrics - sends are counted by platform and outcome', async () => {
-    const text = await (await fetch(`${rig.workers[0]!.url}/metrics`)).text();
+    const text = await (await http(`${rig.workers[0]!.url}/metrics`)).text();
     expect(text).toMatch(
       /switchboard_os_push_sends_total\{platform="apns",outcome="accepted",app="os-push"\} [1-9]/,
     );

@@ -3,6 +3,7 @@ import { loadConfig as loadApiConfig } from '@switchboard/push-api/config';
 import { type RunningPushApi, startPushApi } from '@switchboard/push-api/start-push-api';
 import { ApnsServer } from '@switchboard/testkit/apns-server';
 import { FcmServer } from '@switchboard/testkit/fcm-server';
+import { http, type TestResponse } from '@switchboard/testkit/http';
 import { NatsServer } from '@switchboard/testkit/nats-server';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
@@ -64,8 +65,8 @@ export class PushRig {
     return w;
   }
 
-  request(method: string, path: string, body?: unknown): Promise<Response> {
-    return fetch(`${this.api.url}${path}`, {
+  request(method: string, path: string, body?: unknown): Promise<TestResponse> {
+    return http(`${this.api.url}${path}`, {
       method,
       headers: {
         authorization: `Bearer ${API_KEY}`,

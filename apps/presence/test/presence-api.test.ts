@@ -1,3 +1,4 @@
+import type { TestResponse } from '@switchboard/testkit/http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PresenceRig } from './support.js';
 
@@ -61,7 +62,7 @@ describe('presence API', () => {
   });
 
   it('presence - bad inputs get 4xx with the JSON error body', async () => {
-    const cases: Array<[Promise<Response>, number, string]> = [
+    const cases: Array<[Promise<TestResponse>, number, string]> = [
       [rig.get('/v1/presence/x', 'wrong-key'), 401, 'unauthorized'],
       [rig.post('/v1/presence/query', { userIds: [] }), 400, 'validation_failed'],
       [

@@ -10,6 +10,7 @@ import type { PresenceEvent, PresenceView, UserEntry } from '@switchboard/protoc
 import { Buckets, Subjects } from '@switchboard/protocol/subjects';
 import { encodeUserKey } from '@switchboard/protocol/user-key';
 import { AppProcess } from '@switchboard/testkit/app-process';
+import { http, type TestResponse } from '@switchboard/testkit/http';
 import { NatsServer } from '@switchboard/testkit/nats-server';
 import { freePort } from '@switchboard/testkit/ports';
 import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
@@ -116,12 +117,12 @@ export class PresenceRig {
     return this.events.filter((e) => e.userId === userId).map((e) => `${e.status}:${e.reason}`);
   }
 
-  get(path: string, key = API_KEY): Promise<Response> {
-    return fetch(`${this.presence.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
+  get(path: string, key = API_KEY): Promise<TestResponse> {
+    return http(`${this.presence.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
   }
 
-  post(path: string, body: unknown): Promise<Response> {
-    return fetch(`${this.presence.url}${path}`, {
+  post(path: string, body: unknown): Promise<TestResponse> {
+    return http(`${this.presence.url}${path}`, {
       method: 'POST',
       headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
       body: typeof body === 'string' ? body : JSON.stringify(body),

@@ -18,7 +18,11 @@ describe('push-api broadcast, multicast at scale and slow nodes', () => {
       ['b1', 'b2', 'b3', 'b4'].map(async (u, i) => collect(await stack.client(u, i % 3))),
     );
     let publishes = 0;
-    spy.subscribe('push.v1.>', { callback: () => publishes++ });
+    spy.subscribe('push.v1.>', {
+      callback: () => {
+        publishes++;
+      },
+    });
     await spy.flush();
     const res = await stack.post('/v1/broadcast', {
       event: 'system.notice',
@@ -42,7 +46,11 @@ describe('push-api broadcast, multicast at scale and slow nodes', () => {
     await Promise.all(online.map((u, i) => stack.client(u, i % 2)));
     const to = [...online, ...Array.from({ length: 9_997 }, (_, i) => `mc-offline-${i}`)];
     const subjects: string[] = [];
-    spy.subscribe('push.v1.node.>', { callback: (_e, m) => subjects.push(m.subject) });
+    spy.subscribe('push.v1.node.>', {
+      callback: (_e, m) => {
+        subjects.push(m.subject);
+      },
+    });
     await spy.flush();
     const res = await stack.post('/v1/messages', { to, event: 'feed.update', data: { v: 1 } });
     expect(res.status).toBe(200);

@@ -91,7 +91,10 @@ describe('browser end to end', () => {
     const token = await mintToken({ sub: 'browser-user', secret: SECRET });
     const socketId = await page.evaluate(
       ([url, t]) =>
-        (window as unknown as { connect(u: string, t: string): Promise<string> }).connect(url!, t!),
+        (globalThis as unknown as { connect(u: string, t: string): Promise<string> }).connect(
+          url!,
+          t!,
+        ),
       [stack.edgeUrl(0), token],
     );
     expect(socketId).toBeTruthy();
@@ -108,7 +111,7 @@ describe('browser end to end', () => {
     expect(body.results).toEqual([{ userId: 'browser-user', status: 'delivered', connections: 1 }]);
     const received = await waitFor(async () => {
       const got = await page.evaluate(
-        () => (window as unknown as { received: unknown[] }).received,
+        () => (globalThis as unknown as { received: unknown[] }).received,
       );
       return got.length > 0 ? got : null;
     });
@@ -124,7 +127,7 @@ describe('browser end to end', () => {
   it('browser - a bad token gets connect_error "unauthorized" in the page', async () => {
     const message = await page.evaluate(
       ([url]) =>
-        (window as unknown as { connect(u: string, t: string): Promise<string> })
+        (globalThis as unknown as { connect(u: string, t: string): Promise<string> })
           .connect(url!, 'not-a-token')
           .then(
             () => 'connected',

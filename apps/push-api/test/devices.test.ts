@@ -1,3 +1,4 @@
+import { http } from '@switchboard/testkit/http';
 import { waitFor } from '@switchboard/testkit/wait-for';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './support/stack.js';
@@ -12,7 +13,7 @@ describe('push-api device registry and message status', () => {
   afterAll(() => stack?.close());
 
   const call = (method: string, path: string, body?: unknown, key = 'test-api-key-0123456789') =>
-    fetch(`${stack.apiUrl}${path}`, {
+    http(`${stack.apiUrl}${path}`, {
       method,
       headers: {
         authorization: `Bearer ${key}`,

@@ -1,3 +1,4 @@
+import { http, type TestResponse } from '@switchboard/testkit/http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, SECOND_API_KEY, Stack } from './support/stack.js';
 
@@ -10,7 +11,11 @@ describe('push-api errors', () => {
   });
   afterAll(() => stack?.close());
 
-  const expectError = async (res: Response, status: number, code: string): Promise<ErrorJson> => {
+  const expectError = async (
+    res: TestResponse,
+    status: number,
+    code: string,
+  ): Promise<ErrorJson> => {
     expect(res.status).toBe(status);
     expect(res.headers.get('content-type')).toMatch(/application\/json/);
     const body = (await res.json()) as ErrorJson;
@@ -57,7 +62,7 @@ describe('push-api errors', () => {
   });
 
   it('validation - a non-JSON content type gets 415', async () => {
-    const res = await fetch(`${stack.apiUrl}/v1/messages`, {
+    const res = await http(`${stack.apiUrl}/v1/messages`, {
       method: 'POST',
       headers: { 'content-type': 'text/plain', authorization: `Bearer ${API_KEY}` },
       body: 'hello',
@@ -116,11 +121,11 @@ describe('push-api errors', () => {
   });
 
   it('health - /healthz, /readyz and /metrics answer without a key', async () => {
-    expect((await fetch(`${stack.apiUrl}/healthz`)).status).toBe(200);
-    const ready = await fetch(`${stack.apiUrl}/readyz`);
+    expect((await http(`${stack.apiUrl}/healthz`)).status).toBe(200);
+    const ready = await http(`${stack.apiUrl}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: 'ready', checks: { nats: true } });
-    const metrics = await (await fetch(`${stack.apiUrl}/metrics`)).text();
+    const metrics = await (await http(`${stack.apiUrl}/metrics`)).text();
     expect(metrics).toMatch(/process_cpu_user_seconds_total/);
   });
 });
@@ -133,7 +138,7 @@ describe('push-api docs', () => {
   afterAll(() => stack?.close());
 
   it('docs - the OpenAPI document is generated from the zod schemas and public', async () => {
-    const res = await fetch(`${stack.apiUrl}/docs/json`);
+    const res = await http(`${stack.apiUrl}/docs/json`);
     expect(res.status).toBe(200);
     const doc = await res.json();
     expect(doc.openapi).toBe('3.1.0');
@@ -142,6 +147,6 @@ describe('push-api docs', () => {
     );
     expect(doc.components.schemas.SendMessageRequest.properties.to).toBeDefined();
     expect(doc.components.schemas.SendMessageRequest.example).toMatchObject({ event: 'dm.new' });
-    expect((await fetch(`${stack.apiUrl}/docs`)).status).toBe(200);
+    expect((await http(`${stack.apiUrl}/docs`)).status).toBe(200);
   });
 });

@@ -1,3 +1,4 @@
+import { http } from '@switchboard/testkit/http';
 import type { NatsServer } from '@switchboard/testkit/nats-server';
 import { waitFor } from '@switchboard/testkit/wait-for';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +23,7 @@ describe('push-api rate limit', () => {
     // Unauthenticated requests are refused before they count.
     expect((await send({ authorization: 'Bearer wrong-wrong-wrong' })).status).toBe(401);
     // Health is never limited.
-    for (let i = 0; i < 5; i++) expect((await fetch(`${stack.apiUrl}/healthz`)).status).toBe(200);
+    for (let i = 0; i < 5; i++) expect((await http(`${stack.apiUrl}/healthz`)).status).toBe(200);
   });
 });
 
@@ -37,7 +38,7 @@ describe('push-api without NATS', () => {
 
   it('nats down - sends get 503 with Retry-After at once, /readyz fails, and both recover', async () => {
     await nats.kill();
-    await waitFor(async () => (await fetch(`${stack.apiUrl}/readyz`)).status === 503);
+    await waitFor(async () => (await http(`${stack.apiUrl}/readyz`)).status === 503);
     const t0 = Date.now();
     const res = await stack.post('/v1/messages', { to: 'u', event: 'e' });
     expect(res.status).toBe(503);
@@ -49,7 +50,7 @@ describe('push-api without NATS', () => {
     expect((await stack.post('/v1/broadcast', { event: 'e' })).status).toBe(503);
 
     await nats.restart();
-    await waitFor(async () => (await fetch(`${stack.apiUrl}/readyz`)).status === 200, {
+    await waitFor(async () => (await http(`${stack.apiUrl}/readyz`)).status === 200, {
       timeoutMs: 10_000,
     });
     await waitFor(

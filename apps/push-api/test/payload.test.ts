@@ -1,4 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
+import { http } from '@switchboard/testkit/http';
 import { collect } from '@switchboard/testkit/socket-client';
 import { waitFor } from '@switchboard/testkit/wait-for';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +22,11 @@ describe('push-api and the NATS max_payload', () => {
 
   it('payload - data that cannot fit in one NATS message is a 413 before anything is sent', async () => {
     let published = 0;
-    spy.subscribe('push.v1.>', { callback: () => published++ });
+    spy.subscribe('push.v1.>', {
+      callback: () => {
+        published++;
+      },
+    });
     await spy.flush();
     const res = await stack.post('/v1/messages', {
       to: 'u',
@@ -44,7 +49,11 @@ describe('push-api and the NATS max_payload', () => {
     );
     const inboxes = await Promise.all(ids.map(async (u) => collect(await stack.client(u, 0))));
     const requests: number[] = [];
-    spy.subscribe('push.v1.node.>', { callback: (_e, m) => requests.push(m.data.length) });
+    spy.subscribe('push.v1.node.>', {
+      callback: (_e, m) => {
+        requests.push(m.data.length);
+      },
+    });
     await spy.flush();
     const res = await stack.post('/v1/messages', { to: ids, event: 'feed', data: { v: 1 } });
     const { id, results } = await res.json();
@@ -55,7 +64,7 @@ describe('push-api and the NATS max_payload', () => {
     expect(Math.max(...requests)).toBeLessThanOrEqual(65_536);
     // The status, recorded in several records, lists every recipient.
     const status = await waitFor(async () => {
-      const r = await fetch(`${stack.apiUrl}/v1/messages/${id}`, {
+      const r = await http(`${stack.apiUrl}/v1/messages/${id}`, {
         headers: { authorization: 'Bearer test-api-key-0123456789' },
       });
       const b = r.status === 200 ? await r.json() : null;

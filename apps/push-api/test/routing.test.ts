@@ -2,6 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { FallbackMessage } from '@switchboard/protocol/fallback';
 import { Streams } from '@switchboard/protocol/subjects';
+import { http } from '@switchboard/testkit/http';
 import { collect } from '@switchboard/testkit/socket-client';
 import { waitFor } from '@switchboard/testkit/wait-for';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +12,9 @@ import { Stack } from './support/stack.js';
 function countSubjects(nc: NatsConnection): Map<string, number> {
   const counts = new Map<string, number>();
   nc.subscribe('push.v1.>', {
-    callback: (_err, msg) => counts.set(msg.subject, (counts.get(msg.subject) ?? 0) + 1),
+    callback: (_err, msg) => {
+      counts.set(msg.subject, (counts.get(msg.subject) ?? 0) + 1);
+    },
   });
   return counts;
 }
@@ -135,7 +138,7 @@ describe('push-api routing', () => {
   });
 
   it('metrics - recipients are counted by outcome, node requests by result', async () => {
-    const text = await (await fetch(`${stack.apiUrl}/metrics`)).text();
+    const text = await (await http(`${stack.apiUrl}/metrics`)).text();
     expect(text).toMatch(
       /switchboard_push_recipients_total\{status="delivered",reason="",app="push-api"\} [1-9]/,
     );

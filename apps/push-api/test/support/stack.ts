@@ -6,6 +6,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { loadConfig as loadEdgeConfig } from '@switchboard/edge/config';
 import { type RunningEdge, startEdge } from '@switchboard/edge/start-edge';
+import { http, type TestResponse } from '@switchboard/testkit/http';
 import { NatsCluster, NatsServer } from '@switchboard/testkit/nats-server';
 import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
 import { mintToken } from '@switchboard/testkit/tokens';
@@ -112,8 +113,8 @@ export class Stack {
     return socket;
   }
 
-  post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-    return fetch(`${this.apiUrl}${path}`, {
+  post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<TestResponse> {
+    return http(`${this.apiUrl}${path}`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
