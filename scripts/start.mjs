@@ -5,12 +5,10 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
+import { DEV_SECRETS } from './dev-secrets.mjs';
 import { build, ensureAll, findNatsServer, root } from './ensure.mjs';
 
-const DEV = {
-  apiKey: 'sb_dev_0000000000000000000000000000',
-  jwtSecret: 'switchboard-dev-jwt-secret-do-not-use-in-production',
-};
+const DEV = DEV_SECRETS;
 
 const env = process.env;
 const production = env.NODE_ENV === 'production';

@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
+import { isCasConflict } from '@switchboard/nats/errors';
 
 type Pending = { state: 'pending'; fingerprint: string; at: number };
 type Done<R> = { state: 'done'; fingerprint: string; at: number; response: R };
@@ -26,11 +27,6 @@ export type IdempotencyStoreOptions = {
   /** After this long a pending claim counts as abandoned (its owner died). */
   pendingTimeoutMs: number;
   pollIntervalMs?: number;
-};
-
-const isConflict = (err: unknown) => {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 10071 || code === 10164;
 };
 
 export class IdempotencyStore<R> {
@@ -56,7 +52,7 @@ export class IdempotencyStore<R> {
         const revision = await kv.create(k, JSON.stringify(pending));
         return this.#claimed(k, fingerprint, revision);
       } catch (err) {
-        if (!isConflict(err)) throw err;
+        if (!isCasConflict(err)) throw err;
       }
       const e = await kv.get(k);
       if (e === null || e.operation !== 'PUT') continue;
@@ -68,7 +64,7 @@ export class IdempotencyStore<R> {
           const revision = await kv.update(k, JSON.stringify(pending), e.revision);
           return this.#claimed(k, fingerprint, revision);
         } catch (err) {
-          if (!isConflict(err)) throw err;
+          if (!isCasConflict(err)) throw err;
           continue;
         }
       }

@@ -58,4 +58,9 @@ describe('config', () => {
     expect(() => readEnv({ K: apiKeys(false) }, { K: 'short' })).toThrow(/at least 16/);
     expect(() => readEnv({ N: z.coerce.number().int() }, { N: '1.5' })).toThrow(ConfigError);
   });
+
+  it('config - the dev secrets of npm start are the ones refused in production', async () => {
+    const { DEV_SECRETS } = await import('../../../scripts/dev-secrets.mjs');
+    expect(DEV_SECRETS).toEqual(DevSecrets);
+  });
 });

@@ -7,6 +7,7 @@
  * measured 7.3 ms per listing against 0.2 ms for a read.
  */
 import type { KV } from '@nats-io/kv';
+import { isCasConflict } from '@switchboard/nats/errors';
 import type { Device, DeviceRegistration } from '@switchboard/protocol/devices';
 import { encodeUserKey } from '@switchboard/protocol/user-key';
 
@@ -21,11 +22,6 @@ export class TooManyDevicesError extends Error {
 }
 
 type Entry = { devices: Record<string, Device> };
-
-const isConflict = (err: unknown) => {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 10071 || code === 10164;
-};
 
 export class DeviceRegistry {
   readonly #kv: KV;
@@ -117,7 +113,7 @@ export class DeviceRegistry {
         else await this.#kv.put(key, JSON.stringify(entry), { previousSeq: revision });
         return true;
       } catch (err) {
-        if (!isConflict(err)) throw err;
+        if (!isCasConflict(err)) throw err;
       }
     }
     throw new Error(`device registry: too many concurrent changes for ${userId}`);

@@ -8,9 +8,10 @@
  * a connection storm costs at most one write per user per round trip.
  */
 import type { KV } from '@nats-io/kv';
+import { isCasConflict } from '@switchboard/nats/errors';
 import type { UserEntry } from '@switchboard/protocol/presence';
 import { encodeUserKey } from '@switchboard/protocol/user-key';
-import { decodeJson, encodeJson, isCasConflict } from './codec.js';
+import { decodeJson, encodeJson } from './codec.js';
 
 type Log = { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 

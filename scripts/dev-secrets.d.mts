@@ -1,0 +1,1 @@
+export declare const DEV_SECRETS: { readonly apiKey: string; readonly jwtSecret: string };
