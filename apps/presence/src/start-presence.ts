@@ -4,9 +4,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { createMetricsRegistry } from '@switchboard/http/health';
 import type { HttpApp } from '@switchboard/http/http-app';
 import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
-import { openLeaderBucket, openPresenceBuckets } from '@switchboard/nats/provision';
-import { LeaseTable } from '@switchboard/presence-registry/lease-table';
-import { PresenceReader } from '@switchboard/presence-registry/presence-reader';
+import { openLeaderBucket } from '@switchboard/nats/provision';
+import { openPresenceReader } from '@switchboard/presence-registry/open-reader';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { PresenceConfig } from './config.js';
@@ -27,16 +26,15 @@ export async function startPresence(config: PresenceConfig, log: Logger): Promis
   const nc = await connectNats({ ...config.nats, name: 'presence', log });
   try {
     const health = new ConnectionHealth(nc);
-    const buckets = await openPresenceBuckets(nc, {
+    const {
+      buckets,
+      leases,
+      reader: presence,
+    } = await openPresenceReader(nc, {
       replicas: config.nats.replicas,
-      leaseTtlMs: config.leaseTtlMs,
-    });
-    const leases = await LeaseTable.create({
-      kv: buckets.nodes,
       leaseTtlMs: config.leaseTtlMs,
       log,
     });
-    const presence = new PresenceReader({ kv: buckets.users, leases });
     const leader = new LeaderLock({
       kv: await openLeaderBucket(nc, { replicas: config.nats.replicas, ttlMs: config.leaseTtlMs }),
       ttlMs: config.leaseTtlMs,

@@ -10,10 +10,8 @@ import {
   ensureStatusStream,
   openDevicesBucket,
   openIdempotencyBucket,
-  openPresenceBuckets,
 } from '@switchboard/nats/provision';
-import { LeaseTable } from '@switchboard/presence-registry/lease-table';
-import { PresenceReader } from '@switchboard/presence-registry/presence-reader';
+import { openPresenceReader } from '@switchboard/presence-registry/open-reader';
 import type { SendMessageResponse } from '@switchboard/protocol/message';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
@@ -34,14 +32,10 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
   const nc = await connectNats({ ...config.nats, name: 'push-api', log });
   try {
     const health = new ConnectionHealth(nc);
-    const buckets = await openPresenceBuckets(nc, {
-      replicas: config.nats.replicas,
-      leaseTtlMs: config.leaseTtlMs,
-    });
     await ensureFallbackStream(nc, { replicas: config.nats.replicas });
     await ensureStatusStream(nc, { replicas: config.nats.replicas });
-    const leases = await LeaseTable.create({
-      kv: buckets.nodes,
+    const { leases, reader } = await openPresenceReader(nc, {
+      replicas: config.nats.replicas,
       leaseTtlMs: config.leaseTtlMs,
       log,
     });
@@ -49,7 +43,7 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
     const router = new DeliveryRouter({
       metrics: createRouterMetrics(registry),
       nc,
-      presence: new PresenceReader({ kv: buckets.users, leases }),
+      presence: reader,
       fallback: new FallbackQueue(nc, { retryMs: config.fallbackRetryMs }),
       log,
       nodeTimeoutMs: config.nodeTimeoutMs,
