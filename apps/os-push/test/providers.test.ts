@@ -103,6 +103,33 @@ describe('os-push providers', () => {
     );
   });
 
+  it('apns BadDeviceToken and FCM INVALID_ARGUMENT on the token remove devices; other 400s do not', async () => {
+    await rig.device('bad-tokens', 'a-bad', { platform: 'apns', token: APNS_TOKEN(8) });
+    await rig.device('bad-tokens', 'f-bad', { platform: 'fcm', token: FCM_TOKEN(8) });
+    await rig.device('bad-tokens', 'a-payload', { platform: 'apns', token: APNS_TOKEN(9) });
+    rig.apns.script(APNS_TOKEN(8), { status: 400, reason: 'BadDeviceToken' });
+    rig.fcm.script(FCM_TOKEN(8), {
+      status: 400,
+      errorCode: 'INVALID_ARGUMENT',
+      message: 'The registration token is not a valid FCM registration token',
+    });
+    rig.apns.script(APNS_TOKEN(9), { status: 400, reason: 'BadCollapseId' });
+    const id = await rig.send('bad-tokens');
+    await waitFor(async () => steps(await rig.status(id)).length >= 5, { timeoutMs: 10_000 });
+    const timeline = (await rig.status(id)).recipients[0]!.timeline;
+    expect(timeline.find((t) => t.deviceId === 'a-bad')).toMatchObject({
+      step: 'device-removed',
+      detail: '400 BadDeviceToken',
+    });
+    expect(timeline.find((t) => t.deviceId === 'f-bad')).toMatchObject({ step: 'device-removed' });
+    expect(timeline.find((t) => t.deviceId === 'a-payload')).toMatchObject({
+      step: 'provider-rejected',
+      detail: '400 BadCollapseId',
+    });
+    const left = await (await rig.request('GET', '/v1/users/bad-tokens/devices')).json();
+    expect(left.devices.map((d: { deviceId: string }) => d.deviceId)).toEqual(['a-payload']);
+  });
+
   it('apns - 429 then 200 retries (honouring backoff) and succeeds once', async () => {
     await rig.device('throttled', 'iphone', { platform: 'apns', token: APNS_TOKEN(3) });
     rig.apns.script(APNS_TOKEN(3), {

@@ -175,6 +175,24 @@ describe('presence registry', () => {
     }
   });
 
+  it('entries - live entries are refreshed, spread over the period, so max_age never removes them', async () => {
+    const reg = new UserRegistrar({ kv: users, nodeId: 'refresher', epoch: 'r1', log });
+    const ids = ['fresh-1', 'fresh-2', 'fresh-3', 'fresh-4'];
+    for (const id of ids) reg.set(id, 1);
+    await reg.flush();
+    const revision = async (id: string) => (await users.get(encodeUserKey(id)))?.revision ?? 0;
+    const before = await Promise.all(ids.map(revision));
+    // A 2 s period: one tick per second refreshes half of the users.
+    reg.startRefresh(2_000, () => ids.map((id) => [id, 1] as [string, number]));
+    await waitFor(
+      async () => (await Promise.all(ids.map(revision))).every((r, i) => r > before[i]!),
+      { timeoutMs: 5_000 },
+    );
+    reg.stop();
+    for (const id of ids)
+      expect((await entry(id))?.nodes.refresher).toMatchObject({ epoch: 'r1', connections: 1 });
+  });
+
   it('entries - a burst of changes to one user coalesces into few writes', async () => {
     const reg = new UserRegistrar({ kv: users, nodeId: 'coalesce', epoch: 'c', log });
     const before = (await users.status()).streamInfo.state.last_seq;
