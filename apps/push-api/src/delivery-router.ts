@@ -85,7 +85,11 @@ export class DeliveryRouter {
     this.#o = options;
   }
 
-  /** Routes one message to its recipients; resolves with one result per distinct recipient, in order. */
+  /**
+   * Routes one message to its recipients; resolves with one result per distinct recipient,
+   * in order. Rejects only before anything was sent (presence unreadable, message too
+   * large): once deliveries start, every outcome is reported per recipient.
+   */
   async send(message: OutgoingMessage): Promise<RecipientResult[]> {
     const sentAt = Date.now();
     // The payload is serialized once; only the recipient list differs per request.
@@ -95,43 +99,62 @@ export class DeliveryRouter {
     // Room for the recipients here, and for the notification in a fallback message.
     if (headBytes + ENVELOPE_SLACK_BYTES > maxPayload)
       throw new MessageTooLargeError(headBytes, maxPayload);
-    const recipients = [...new Set(message.to)];
-    const views = await this.#o.presence.lookupMany(recipients);
 
+    const recipients = [...new Set(message.to)];
     const byNode = new Map<string, string[]>();
-    for (const view of views) {
+    for (const view of await this.#o.presence.lookupMany(recipients)) {
       for (const node of view.nodes) {
         const users = byNode.get(node.nodeId);
         if (users) users.push(view.userId);
         else byNode.set(node.nodeId, [view.userId]);
       }
     }
-
-    const reached = new Map<string, Reached>();
-    const unreachable = new Set<string>();
-    // One request per node, split only when its recipient list would exceed max_payload.
+    // One request per node, split only when its recipient list would exceed max_payload;
+    // the reply carries `"<id>":{"connections":n,"acked":n}` per user: budget for it too.
     const requests: Array<[string, string[]]> = [];
     for (const [nodeId, users] of byNode) {
-      // The reply carries `"<id>":{"connections":n,"acked":n}` per user: budget for it too.
       for (const chunk of chunkByBytes(users, maxPayload - headBytes - 1, REPLY_BYTES_PER_USER)) {
         requests.push([nodeId, chunk]);
       }
     }
-    const timeout = message.ack ? message.ackTimeoutMs + this.#o.ackGraceMs : this.#o.nodeTimeoutMs;
 
-    // With acks, a recipient is settled by its first acking node: the answer does not wait
-    // for a node whose devices stay silent once every recipient is settled.
+    const { reached, unreachable } = await this.#deliver(message, head, byNode, requests);
+    const results = this.#outcomes(message, recipients, reached, unreachable);
+    if (message.fallback) {
+      const undelivered = results.flatMap((r, i) => (r.status === 'delivered' ? [] : [i]));
+      await this.#enqueueFallbacks(message, message.fallback, sentAt, results, undelivered);
+    }
+    this.#record(message, sentAt, maxPayload, byNode, results);
+    return results;
+  }
+
+  /**
+   * Sends the requests in parallel and sums what the nodes answered. With acks, a recipient
+   * is settled by its first acking node: the answer does not wait for a node whose devices
+   * stay silent once every recipient is settled.
+   */
+  #deliver(
+    message: OutgoingMessage,
+    head: string,
+    byNode: Map<string, string[]>,
+    requests: Array<[string, string[]]>,
+  ): Promise<{ reached: Map<string, Reached>; unreachable: Set<string> }> {
+    const reached = new Map<string, Reached>();
+    const unreachable = new Set<string>();
+    const timeout = message.ack ? message.ackTimeoutMs + this.#o.ackGraceMs : this.#o.nodeTimeoutMs;
     const nodesLeft = new Map<string, number>();
-    for (const users of byNode.values())
+    for (const users of byNode.values()) {
       for (const u of users) nodesLeft.set(u, (nodesLeft.get(u) ?? 0) + 1);
+    }
     let unsettled = nodesLeft.size;
-    await new Promise<void>((resolve) => {
+    return new Promise((resolve) => {
+      const done = () => resolve({ reached, unreachable });
       let outstanding = requests.length;
-      if (outstanding === 0) return resolve();
+      if (outstanding === 0) return done();
       const settle = (userId: string) => {
         if (nodesLeft.get(userId) === 0) return;
         nodesLeft.set(userId, 0);
-        if (--unsettled === 0) resolve();
+        if (--unsettled === 0) done();
       };
       for (const [nodeId, users] of requests) {
         this.#o.nc
@@ -160,37 +183,41 @@ export class DeliveryRouter {
               if (left === 1) settle(u);
               else if (left > 1) nodesLeft.set(u, left - 1);
             }
-            if (--outstanding === 0) resolve();
+            if (--outstanding === 0) done();
           });
       }
     });
+  }
 
-    const results: RecipientResult[] = new Array(recipients.length);
-    const toFallback: number[] = [];
-    for (let i = 0; i < recipients.length; i++) {
-      const userId = recipients[i]!;
+  /** Delivered (with the connections reached, or that acked), else dropped with a reason. */
+  #outcomes(
+    message: OutgoingMessage,
+    recipients: string[],
+    reached: Map<string, Reached>,
+    unreachable: Set<string>,
+  ): RecipientResult[] {
+    return recipients.map((userId) => {
       const r = reached.get(userId);
       const count = message.ack ? (r?.acked ?? 0) : (r?.connections ?? 0);
-      if (count > 0) {
-        results[i] = { userId, status: 'delivered', connections: count };
-        continue;
-      }
+      if (count > 0) return { userId, status: 'delivered', connections: count };
       const reason: UndeliveredReason =
         r && r.connections > 0
           ? 'ack-timeout'
           : unreachable.has(userId)
             ? 'node-unavailable'
             : 'offline';
-      results[i] = { userId, status: 'dropped', reason };
-      if (message.fallback) toFallback.push(i);
-    }
-    if (message.fallback) {
-      await this.#enqueueFallbacks(message, message.fallback, sentAt, results, toFallback);
-    }
-    const nodesOf = new Map<string, string[]>();
-    for (const [nodeId, users] of byNode) {
-      for (const u of users) nodesOf.set(u, [...(nodesOf.get(u) ?? []), nodeId]);
-    }
+      return { userId, status: 'dropped', reason };
+    });
+  }
+
+  /** Metrics and the message's status records (split like deliveries, under max_payload). */
+  #record(
+    message: OutgoingMessage,
+    sentAt: number,
+    maxPayload: number,
+    byNode: Map<string, string[]>,
+    results: RecipientResult[],
+  ): void {
     const metrics = this.#o.metrics;
     if (metrics) {
       // Counted per outcome, not per recipient: a 10,000-recipient multicast is a few incs.
@@ -205,7 +232,10 @@ export class DeliveryRouter {
       }
       metrics.sendSeconds.observe((Date.now() - sentAt) / 1000);
     }
-    // Status records are split like deliveries, so that none exceeds max_payload.
+    const nodesOf = new Map<string, string[]>();
+    for (const [nodeId, users] of byNode) {
+      for (const u of users) nodesOf.set(u, [...(nodesOf.get(u) ?? []), nodeId]);
+    }
     const records = results.map((r) => ({ ...r, nodes: nodesOf.get(r.userId) ?? [] }));
     const perRecord = Math.max(1, Math.floor((maxPayload - 4096) / STATUS_BYTES_PER_RECIPIENT));
     for (let i = 0; i < records.length; i += perRecord) {
@@ -219,7 +249,6 @@ export class DeliveryRouter {
         recipients: records.slice(i, i + perRecord),
       });
     }
-    return results;
   }
 
   /**
