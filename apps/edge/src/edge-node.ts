@@ -103,20 +103,15 @@ export class EdgeNode {
     this.#io.on('connection', (socket) => this.#onConnection(socket));
   }
 
-  /** Listens, writes the lease, then subscribes: the node is routable when this resolves. */
+  /**
+   * Writes the lease, subscribes, then listens: by the time a client can connect, the node
+   * is alive for readers and answers its subject, so no early delivery finds no responder.
+   */
   async start(): Promise<void> {
-    const { config } = this.#o;
-    await new Promise<void>((resolve, reject) => {
-      this.#http.once('error', reject);
-      this.#http.listen(config.port, config.host, () => {
-        this.#http.off('error', reject);
-        resolve();
-      });
-    });
+    const { config, nc } = this.#o;
     await this.#lease.start();
     // Entries are rewritten within half the bucket's max_age, so a live user never expires.
     this.#registrar.startRefresh(config.userEntryTtlMs / 2, () => this.#sockets.counts());
-    const { nc } = this.#o;
     this.#subs.push(
       nc.subscribe(nodeSubject(this.nodeId), {
         callback: (err, msg) => (err ? this.#subError(err) : void this.#onDelivery(msg)),
@@ -126,6 +121,13 @@ export class EdgeNode {
       }),
     );
     await nc.flush();
+    await new Promise<void>((resolve, reject) => {
+      this.#http.once('error', reject);
+      this.#http.listen(config.port, config.host, () => {
+        this.#http.off('error', reject);
+        resolve();
+      });
+    });
     this.#o.log.info(
       { nodeId: this.nodeId, epoch: this.epoch, port: this.port },
       'edge node ready',
