@@ -34,6 +34,8 @@ export type EdgeConfig = {
   /** max_age of `presence-users`; this node rewrites its entries within half of it. */
   userEntryTtlMs: number;
   maxConnections: number;
+  /** New connections admitted per second (0: no limit). */
+  maxConnectsPerSecond: number;
   corsOrigins: string[] | '*';
   logLevel: z.infer<typeof logLevel>;
 };
@@ -63,6 +65,7 @@ export function loadConfig(env: Env): EdgeConfig {
       LEASE_TTL_MS: durationMs(10_000, 1_000, 300_000),
       USER_ENTRY_TTL_MS: durationMs(DEFAULT_USER_ENTRY_TTL_MS, 60_000, 30 * 86_400_000),
       EDGE_MAX_CONNECTIONS: z.coerce.number().int().positive().default(100_000),
+      EDGE_MAX_CONNECTS_PER_SECOND: z.coerce.number().int().nonnegative().default(0),
       CORS_ORIGINS: commaList().optional(),
       LOG_LEVEL: logLevel,
     },
@@ -89,6 +92,7 @@ export function loadConfig(env: Env): EdgeConfig {
     leaseTtlMs: e.LEASE_TTL_MS,
     userEntryTtlMs: e.USER_ENTRY_TTL_MS,
     maxConnections: e.EDGE_MAX_CONNECTIONS,
+    maxConnectsPerSecond: e.EDGE_MAX_CONNECTS_PER_SECOND,
     corsOrigins: e.CORS_ORIGINS ?? '*',
     logLevel: e.LOG_LEVEL,
   };

@@ -35,6 +35,7 @@ import { nodeSubject, Subjects } from '@switchboard/protocol/subjects';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { Server, type Socket } from 'socket.io';
+import { Admission } from './admission.js';
 import type { EdgeConfig } from './config.js';
 import { deliverNow, deliverWithAck, type Emitter } from './delivery.js';
 import { LocalSockets } from './local-sockets.js';
@@ -67,11 +68,13 @@ export class EdgeNode {
   readonly #subs: Subscription[] = [];
   readonly #metrics: ReturnType<typeof createMetrics>;
   #draining = false;
+  readonly #admission: Admission;
 
   constructor(options: EdgeNodeOptions) {
     this.#o = options;
     const { config, buckets, log } = options;
     this.nodeId = config.nodeId;
+    this.#admission = new Admission(config.maxConnectsPerSecond);
     this.#health = new ConnectionHealth(options.nc);
     this.#metrics = createMetrics(options.registry, () => this.#sockets.connections);
     const epoch = randomUUID();
@@ -190,7 +193,7 @@ export class EdgeNode {
 
   async #authenticate(socket: EdgeSocket, next: (err?: Error) => void): Promise<void> {
     if (this.#draining) return next(new Error(ConnectErrors.draining));
-    if (this.#sockets.connections >= this.#o.config.maxConnections) {
+    if (this.#sockets.connections >= this.#o.config.maxConnections || !this.#admission.tryAdmit()) {
       this.#metrics.rejected.inc({ reason: ConnectErrors.overloaded });
       return next(new Error(ConnectErrors.overloaded));
     }

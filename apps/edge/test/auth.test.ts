@@ -33,6 +33,7 @@ describe('edge auth', () => {
       leaseTtlMs: 3_000,
       userEntryTtlMs: 86_400_000,
       maxConnections: 2,
+      maxConnectsPerSecond: 0,
       corsOrigins: '*',
       logLevel: 'silent',
     };
