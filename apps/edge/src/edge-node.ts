@@ -7,14 +7,10 @@
  * envelope's `ackTimeoutMs`.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  createServer,
-  type Server as HttpServer,
-  type IncomingMessage,
-  type ServerResponse,
-} from 'node:http';
+import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { listenHttp, probeHandler } from '@switchboard/http/probes';
 import { ConnectionHealth } from '@switchboard/nats/connection';
 import type { PresenceBuckets } from '@switchboard/nats/provision';
 import { NodeLease } from '@switchboard/presence-registry/node-lease';
@@ -93,7 +89,13 @@ export class EdgeNode {
       epoch: this.epoch,
       log,
     });
-    this.#http = createServer((req, res) => void this.#serveHttp(req, res));
+    this.#http = createServer(
+      probeHandler({
+        checks: { nats: () => this.#health.connected, draining: () => !this.#draining },
+        registry: options.registry,
+        info: () => ({ nodeId: this.nodeId }),
+      }),
+    );
     this.#io = new Server(this.#http, {
       cors: { origin: config.corsOrigins === '*' ? '*' : config.corsOrigins },
       // Clients reconnect on their own; a short ping keeps dead TCP connections from lingering.
@@ -124,13 +126,7 @@ export class EdgeNode {
       }),
     );
     await nc.flush();
-    await new Promise<void>((resolve, reject) => {
-      this.#http.once('error', reject);
-      this.#http.listen(config.port, config.host, () => {
-        this.#http.off('error', reject);
-        resolve();
-      });
-    });
+    await listenHttp(this.#http, config.port, config.host);
     this.#o.log.info(
       { nodeId: this.nodeId, epoch: this.epoch, port: this.port },
       'edge node ready',
@@ -260,29 +256,6 @@ export class EdgeNode {
 
   #subError(err: Error): void {
     this.#o.log.error({ err }, 'subscription error');
-  }
-
-  async #serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    const json = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    };
-    if (path === '/healthz') return json(200, { status: 'ok' });
-    if (path === '/readyz') {
-      const checks = { nats: this.#health.connected, draining: !this.#draining };
-      const ready = checks.nats && checks.draining;
-      return json(ready ? 200 : 503, {
-        status: ready ? 'ready' : 'not ready',
-        checks,
-        nodeId: this.nodeId,
-      });
-    }
-    if (path === '/metrics') {
-      const body = await this.#o.registry.metrics();
-      res.writeHead(200, { 'content-type': this.#o.registry.contentType }).end(body);
-      return;
-    }
-    json(404, { error: { code: 'not_found', message: `no route ${req.method} ${path}` } });
   }
 }
 

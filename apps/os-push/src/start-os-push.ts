@@ -1,9 +1,9 @@
 /** Builds and starts the OS push worker from its config: what `main.ts` runs and tests reuse. */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DeviceRegistry } from '@switchboard/device-registry/device-registry';
 import { createMetricsRegistry } from '@switchboard/http/health';
+import { listenHttp, probeHandler } from '@switchboard/http/probes';
 import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
 import {
   ensureDeadLetterStream,
@@ -62,33 +62,18 @@ export async function startOsPush(config: OsPushConfig, log: Logger): Promise<Ru
       registry,
     });
     await worker.start();
-    const http = createServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
-      const json = (status: number, body: unknown) =>
-        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-      if (path === '/healthz') return json(200, { status: 'ok' });
-      if (path === '/metrics') {
-        void registry
-          .metrics()
-          .then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
-        return;
-      }
-      if (path === '/readyz') {
-        const ready = health.connected;
-        return json(ready ? 200 : 503, {
-          status: ready ? 'ready' : 'not ready',
-          checks: { nats: ready },
-          stats: worker.stats,
-        });
-      }
-      json(404, { error: { code: 'not_found', message: `no route ${req.method} ${path}` } });
-    });
-    await new Promise<void>((resolve) => http.listen(config.port, config.host, resolve));
-    const { port } = http.address() as AddressInfo;
+    const http = createServer(
+      probeHandler({
+        checks: { nats: () => health.connected },
+        registry,
+        info: () => ({ stats: worker.stats }),
+      }),
+    );
+    const url = await listenHttp(http, config.port, config.host);
     return {
       worker,
       nc,
-      url: `http://127.0.0.1:${port}`,
+      url,
       async stop() {
         http.close();
         await worker.stop();
