@@ -2,7 +2,9 @@
  * The process shell every `main.ts` runs in: start, then stop once on SIGTERM/SIGINT
  * within a deadline; a bad configuration exits 1 with the variable's name, not a stack.
  */
-import { ConfigError } from '@switchboard/config/load';
+import { ConfigError, type Env } from '@switchboard/config/load';
+import { createLogger, type Logger } from '@switchboard/logger/logger';
+import type { LevelWithSilent } from 'pino';
 
 export type Stoppable = { stop(): Promise<void> };
 
@@ -55,4 +57,26 @@ export async function runService(options: ServiceOptions): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * What every `main.ts` is: a logger named after the app, the config read from the
+ * environment (its log level applied), and the app started by `start` under
+ * {@link runService}.
+ */
+export async function runApp<C extends { logLevel: LevelWithSilent }>(options: {
+  name: string;
+  loadConfig(env: Env): C;
+  start(config: C, log: Logger): Promise<Stoppable>;
+}): Promise<void> {
+  const log = createLogger({ name: options.name });
+  await runService({
+    name: options.name,
+    log,
+    async start() {
+      const config = options.loadConfig(process.env);
+      log.level = config.logLevel;
+      return options.start(config, log);
+    },
+  });
 }
