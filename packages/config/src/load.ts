@@ -32,10 +32,11 @@ export function readEnv<S extends z.ZodRawShape>(shape: S, env: Env): z.output<z
   const result = z.object(shape).safeParse(input);
   if (result.success) return result.data;
   throw new ConfigError(
-    result.error.issues.map((issue) => ({
-      variable: String(issue.path[0] ?? '(env)'),
-      message:
-        issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message,
-    })),
+    result.error.issues.map((issue) => {
+      const variable = String(issue.path[0] ?? '(env)');
+      // Only an unset variable is "required"; a set one says why it failed (e.g. PORT=abc).
+      // Values are never echoed: the variable may be a secret.
+      return { variable, message: input[variable] === undefined ? 'is required' : issue.message };
+    }),
   );
 }

@@ -63,4 +63,11 @@ describe('config', () => {
     const { DEV_SECRETS } = await import('../../../scripts/dev-secrets.mjs');
     expect(DEV_SECRETS).toEqual(DevSecrets);
   });
+
+  it('config - a set but invalid value says what was wrong, not that it is required, and never echoes it', () => {
+    expect(() => readEnv({ PORT: port(3000) }, { PORT: 'abc' })).toThrow(
+      /PORT: Invalid input: expected number/,
+    );
+    expect(() => readEnv({ K: apiKeys(false) }, { K: 'short-secret' })).not.toThrow(/short-secret/);
+  });
 });
