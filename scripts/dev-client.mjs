@@ -1,22 +1,15 @@
 #!/usr/bin/env node
 // A small Socket.IO client: `npm run client -- <userId> [edgeUrl]`. Connects as the user with
 // a development token, prints every message that arrives, and acks those that ask for it.
-import { SignJWT } from 'jose';
 import { io } from 'socket.io-client';
-import { DEV_SECRETS } from './dev-secrets.mjs';
+import { mintDevToken } from './dev-secrets.mjs';
 
 const [userId, url = process.env.EDGE_URL ?? 'http://127.0.0.1:3100'] = process.argv.slice(2);
 if (!userId) {
   console.error('usage: npm run client -- <userId> [edgeUrl]');
   process.exit(2);
 }
-const secret = process.env.AUTH_JWT_SECRET || DEV_SECRETS.jwtSecret;
-const now = Math.floor(Date.now() / 1000);
-const token = await new SignJWT({})
-  .setProtectedHeader({ alg: 'HS256' })
-  .setSubject(userId)
-  .setExpirationTime(now + 86_400)
-  .sign(new TextEncoder().encode(secret));
+const token = await mintDevToken(userId);
 
 const socket = io(url, { auth: { token }, transports: ['websocket'] });
 socket.on('connect', () =>
