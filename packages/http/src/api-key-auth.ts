@@ -13,19 +13,25 @@ declare module 'fastify' {
     /** No API key needed (health, metrics, docs). */
     public?: boolean;
   }
+  interface FastifyRequest {
+    /** Which configured key authenticated the request (its index in API_KEYS), for per-key limits. */
+    apiKeyId?: string;
+  }
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** Returns a checker that tells whether a presented key is one of `keys`. */
-export function apiKeyChecker(keys: readonly string[]): (presented: string) => boolean {
+/** Returns a checker that gives the index of the presented key among `keys`, or -1. */
+export function apiKeyChecker(keys: readonly string[]): (presented: string) => number {
   const digests = keys.map(digest);
   return (presented) => {
     const d = digest(presented);
-    let ok = false;
+    let found = -1;
     // Compare against every key so timing does not tell which one matched.
-    for (const k of digests) ok = timingSafeEqual(k, d) || ok;
-    return ok;
+    digests.forEach((k, i) => {
+      if (timingSafeEqual(k, d)) found = i;
+    });
+    return found;
   };
 }
 
@@ -38,7 +44,9 @@ export const apiKeyAuth = fp<{ keys: readonly string[] }>(
       if (req.routeOptions.url === undefined) return;
       const header = req.headers.authorization;
       const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-      if (!m || !check(m[1]!)) throw ApiError.unauthorized();
+      const index = m ? check(m[1]!) : -1;
+      if (index < 0) throw ApiError.unauthorized();
+      req.apiKeyId = `key-${index}`;
     });
   },
   { name: 'switchboard-api-key-auth' },
