@@ -35,10 +35,17 @@ export class PresenceRig {
   private constructor(
     readonly nats: NatsServer,
     readonly leaseTtlMs: number,
+    readonly edgeEnv: Record<string, string>,
   ) {}
 
-  static async start(options: { leaseTtlMs?: number } = {}): Promise<PresenceRig> {
-    const rig = new PresenceRig(await NatsServer.start(), options.leaseTtlMs ?? 3_000);
+  static async start(
+    options: { leaseTtlMs?: number; edgeEnv?: Record<string, string> } = {},
+  ): Promise<PresenceRig> {
+    const rig = new PresenceRig(
+      await NatsServer.start(),
+      options.leaseTtlMs ?? 3_000,
+      options.edgeEnv ?? {},
+    );
     rig.presence = await startPresence(
       loadConfig({
         PORT: '0',
@@ -68,6 +75,7 @@ export class PresenceRig {
       NATS_URL: this.nats.url,
       AUTH_JWT_SECRET: SECRET,
       LEASE_TTL_MS: String(this.leaseTtlMs),
+      ...this.edgeEnv,
     };
   }
 

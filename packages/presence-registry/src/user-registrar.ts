@@ -1,11 +1,16 @@
 /**
  * UserRegistrar — one edge node's writes of its users into `presence-users`.
  *
- * The edge says how many connections a user has on this node (`set`) and moves on: the
- * handshake never waits for NATS. Writes are compare-and-set on the entry's revision,
- * retried on conflict, at most one in flight per user and `maxInFlight` overall; calls
- * that arrive while a user's write is queued or in flight coalesce into the next write, so
- * a connection storm costs at most one write per user per round trip.
+ * The edge says how many connections a user has on this node (`set`); `whenWritten` tells
+ * when that count is stored (the edge completes a handshake only then, so a connected
+ * client is routable). Writes are compare-and-set on the entry's revision, retried on
+ * conflict, at most one in flight per user and `maxInFlight` overall; calls that arrive
+ * while a user's write is queued or in flight coalesce into the next write, so a
+ * connection storm costs at most one write per user per round trip.
+ *
+ * Refresh: an entry this node wrote is rewritten once it is `refreshAfterMs` old (with up
+ * to 25% jitter, earlier), with the count the node has at that moment; the write rate is
+ * users / refreshAfterMs, whatever the number of users.
  */
 import type { KV } from '@nats-io/kv';
 import { isCasConflict } from '@switchboard/nats/errors';
@@ -23,21 +28,36 @@ export type UserRegistrarOptions = {
   log: Log;
   /** Concurrent KV writes (default 128). */
   maxInFlight?: number;
+  /** The clock refresh ages are measured on (tests drive it). */
+  clock?: () => number;
 };
 
 type Known = { revision: number; entry: UserEntry | null };
+type Waiter = (written: boolean) => void;
+
+/** How often due refreshes are looked for. */
+const REFRESH_TICK_MS = 1_000;
 
 export class UserRegistrar {
-  readonly #o: Required<Omit<UserRegistrarOptions, 'log' | 'kv'>> &
+  readonly #o: Required<Omit<UserRegistrarOptions, 'log' | 'kv' | 'clock'>> &
     Pick<UserRegistrarOptions, 'log' | 'kv'>;
+  readonly #now: () => number;
   /** Desired connection count of each user on this node that is not yet written. */
   readonly #desired = new Map<string, number>();
   /** Last revision this node wrote or read per connected user: saves a read per write. */
   readonly #known = new Map<string, Known>();
+  /**
+   * When this node last stored each of its live users (local clock), oldest first: a
+   * written user is deleted and set again, so the Map's order is the write order.
+   */
+  readonly #writtenAt = new Map<string, number>();
   readonly #queue = new Set<string>();
   readonly #inFlight = new Set<string>();
+  /** Callers of `whenWritten` waiting for the next write of a user to start. */
+  readonly #waiters = new Map<string, Waiter[]>();
   #idleWaiters: Array<() => void> = [];
   #errors = 0;
+  #writes = 0;
   #stopped = false;
   /** Users whose entry is rewritten even when unchanged (refresh before max_age). */
   readonly #forced = new Set<string>();
@@ -46,6 +66,7 @@ export class UserRegistrar {
 
   constructor(options: UserRegistrarOptions) {
     this.#o = { maxInFlight: 128, ...options };
+    this.#now = options.clock ?? Date.now;
     this.#epoch = options.epoch;
   }
 
@@ -60,41 +81,48 @@ export class UserRegistrar {
   setEpoch(epoch: string, counts: Iterable<[string, number]>): void {
     this.#epoch = epoch;
     this.#known.clear();
+    this.#writtenAt.clear();
     for (const [userId, n] of counts) this.set(userId, n);
   }
 
-  /** Rewrites the users' entries even if unchanged, so the bucket's max_age never removes a live one. */
-  refresh(counts: Iterable<[string, number]>): void {
-    for (const [userId, n] of counts) {
-      this.#forced.add(userId);
-      this.set(userId, n);
-    }
+  /**
+   * Rewrites every live entry this node stored `refreshAfterMs` ago or earlier (each
+   * user's due time jittered up to 25% earlier, so a storm's users do not come due in
+   * the same second), with its count from `count` at that moment. Checked every second.
+   */
+  startRefresh(refreshAfterMs: number, count: (userId: string) => number): void {
+    this.stopRefresh();
+    this.#refreshTimer = setInterval(
+      () => this.refreshDue(refreshAfterMs, count),
+      Math.min(REFRESH_TICK_MS, Math.max(10, Math.floor(refreshAfterMs / 4))),
+    );
+    this.#refreshTimer.unref();
   }
 
-  /**
-   * Refreshes every user once per `periodMs`, spread evenly (a slice each second), reading
-   * the current users from `users` at the start of each round.
-   */
-  startRefresh(periodMs: number, users: () => Iterable<[string, number]>): void {
-    const tickMs = 1_000;
-    const ticks = Math.max(1, Math.floor(periodMs / tickMs));
-    let round: Array<[string, number]> = [];
-    let at = 0;
-    let perTick = 0;
-    this.#refreshTimer = setInterval(() => {
-      if (at >= round.length) {
-        round = [...users()];
-        at = 0;
-        perTick = Math.ceil(round.length / ticks);
-      }
-      this.refresh(round.slice(at, at + perTick));
-      at += perTick;
-    }, tickMs);
-    this.#refreshTimer.unref();
+  /** One refresh pass (see {@link startRefresh}); returns how many users it queued. */
+  refreshDue(refreshAfterMs: number, count: (userId: string) => number): number {
+    const now = this.#now();
+    let queued = 0;
+    const earliest = refreshAfterMs * 0.75;
+    for (const [userId, at] of this.#writtenAt) {
+      const age = now - at;
+      // Later entries were written later: none of them can be due.
+      if (age < earliest) break;
+      if (age < refreshAfterMs * (0.75 + 0.25 * jitterOf(userId))) continue;
+      // Not due again until this write lands (or the user leaves).
+      this.#writtenAt.delete(userId);
+      const n = count(userId);
+      if (n <= 0) continue;
+      this.#forced.add(userId);
+      this.set(userId, n);
+      queued++;
+    }
+    return queued;
   }
 
   stopRefresh(): void {
     if (this.#refreshTimer) clearInterval(this.#refreshTimer);
+    this.#refreshTimer = undefined;
   }
 
   /** Records that `userId` has `connections` sockets on this node; written asynchronously. */
@@ -102,6 +130,38 @@ export class UserRegistrar {
     this.#desired.set(userId, connections);
     if (!this.#inFlight.has(userId)) this.#queue.add(userId);
     this.#pump();
+  }
+
+  /**
+   * Resolves true once the count last `set` for `userId` (or a later one) is stored, at
+   * once when nothing is pending for the user; false after `timeoutMs`, or when the
+   * registrar stops or loses its connection first.
+   */
+  whenWritten(userId: string, timeoutMs: number): Promise<boolean> {
+    if (!this.#desired.has(userId)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let done = false;
+      const waiter: Waiter = (written) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(written);
+      };
+      const timer = setTimeout(() => {
+        const list = this.#waiters.get(userId);
+        if (list) {
+          const i = list.indexOf(waiter);
+          if (i >= 0) list.splice(i, 1);
+          if (list.length === 0) this.#waiters.delete(userId);
+        }
+        waiter(false);
+      }, timeoutMs);
+      timer.unref();
+      // A write already in flight may carry an older count: the next write covers this one.
+      const list = this.#waiters.get(userId);
+      if (list) list.push(waiter);
+      else this.#waiters.set(userId, [waiter]);
+    });
   }
 
   /** Users waiting for or in a write. */
@@ -114,11 +174,18 @@ export class UserRegistrar {
     return this.#errors;
   }
 
+  /** KV puts that succeeded since start. */
+  get writes(): number {
+    return this.#writes;
+  }
+
   /** Stops retrying: pending writes are abandoned (the node is going away). */
   stop(): void {
     this.#stopped = true;
     this.stopRefresh();
     this.#queue.clear();
+    for (const list of this.#waiters.values()) for (const w of list) w(false);
+    this.#waiters.clear();
   }
 
   /**
@@ -144,43 +211,64 @@ export class UserRegistrar {
       const userId = this.#queue.values().next().value as string;
       this.#queue.delete(userId);
       this.#inFlight.add(userId);
-      void this.#write(userId).finally(() => {
+      // The waiters so far are served by this write: it reads the latest wish when it runs.
+      const waiters = this.#waiters.get(userId);
+      this.#waiters.delete(userId);
+      void this.#write(userId).then((written) => {
         this.#inFlight.delete(userId);
-        // A change that arrived during the write is queued again by this check.
+        if (waiters) for (const w of waiters) w(written);
+        // A change that arrived during the write is queued again by this check; waiters
+        // that came without a change wanted exactly what was just stored.
         if (this.#desired.has(userId) && !this.#stopped) this.#queue.add(userId);
+        else {
+          const late = this.#waiters.get(userId);
+          this.#waiters.delete(userId);
+          if (late) for (const w of late) w(written);
+        }
         this.#pump();
         if (this.pending === 0) {
-          const waiters = this.#idleWaiters;
+          const idle = this.#idleWaiters;
           this.#idleWaiters = [];
-          for (const w of waiters) w();
+          for (const w of idle) w();
         }
       });
     }
   }
 
   /**
-   * Writes the user's wished count until it is stored: compare-and-set conflicts re-read at
-   * once (with jitter after a few); other errors (NATS away) back off up to 5 s and try
-   * again, so an outage never leaves a connected user unregistered once NATS is back.
+   * Writes the user's wished count until it is stored (true), or the registrar stops
+   * (false): compare-and-set conflicts re-read at once (with jitter after a few); other
+   * errors (NATS away) back off up to 5 s and try again, so an outage never leaves a
+   * connected user unregistered once NATS is back.
    */
-  async #write(userId: string): Promise<void> {
+  async #write(userId: string): Promise<boolean> {
     const key = encodeUserKey(userId);
     const { kv, nodeId } = this.#o;
     const forced = this.#forced.delete(userId);
     for (let attempt = 0; !this.#stopped; attempt++) {
       const desired = this.#desired.get(userId);
-      if (desired === undefined) return;
+      if (desired === undefined) return true;
       try {
         const known = this.#known.get(userId) ?? (await this.#read(kv, key));
         const next = applyNode(known.entry, nodeId, this.#epoch, desired, Date.now(), forced);
         if (next !== null) {
           const revision = await kv.put(key, encodeJson(next), { previousSeq: known.revision });
-          if (desired > 0) this.#known.set(userId, { revision, entry: next });
+          this.#writes++;
+          if (desired > 0) {
+            this.#known.set(userId, { revision, entry: next });
+            this.#writtenAt.delete(userId);
+            this.#writtenAt.set(userId, this.#now());
+          }
+        } else if (desired > 0 && !this.#writtenAt.has(userId)) {
+          this.#writtenAt.set(userId, this.#now());
         }
-        if (desired === 0) this.#known.delete(userId);
+        if (desired === 0) {
+          this.#known.delete(userId);
+          this.#writtenAt.delete(userId);
+        }
         // Only forget the wish if no newer one arrived while writing.
         if (this.#desired.get(userId) === desired) this.#desired.delete(userId);
-        return;
+        return true;
       } catch (err) {
         this.#known.delete(userId);
         if (isCasConflict(err)) {
@@ -191,12 +279,13 @@ export class UserRegistrar {
         // A closed connection never comes back: the node is going away.
         if ((err as Error | null)?.name === 'ClosedConnectionError') {
           this.#stopped = true;
-          return;
+          return false;
         }
         if (attempt === 0) this.#o.log.warn({ err, userId }, 'presence write failed; retrying');
         await sleep(Math.min(5_000, 25 * 2 ** Math.min(attempt, 8)));
       }
     }
+    return false;
   }
 
   async #read(kv: KV, key: string): Promise<Known> {
@@ -205,6 +294,13 @@ export class UserRegistrar {
     if (e.operation !== 'PUT') return { revision: e.revision, entry: null };
     return { revision: e.revision, entry: decodeJson<UserEntry>(e.value) };
   }
+}
+
+/** A stable number in [0, 1) per user: spreads refreshes without a random draw per pass. */
+function jitterOf(userId: string): number {
+  let h = 2_166_136_261;
+  for (let i = 0; i < userId.length; i++) h = Math.imul(h ^ userId.charCodeAt(i), 16_777_619);
+  return (h >>> 0) / 4_294_967_296;
 }
 
 /**

@@ -175,22 +175,68 @@ describe('presence registry', () => {
     }
   });
 
-  it('entries - live entries are refreshed, spread over the period, so max_age never removes them', async () => {
+  it('entries - a live entry is rewritten once it is refreshAfterMs old, with the count of that moment; a user who left is never written back', async () => {
     const reg = new UserRegistrar({ kv: users, nodeId: 'refresher', epoch: 'r1', log });
-    const ids = ['fresh-1', 'fresh-2', 'fresh-3', 'fresh-4'];
-    for (const id of ids) reg.set(id, 1);
+    const counts = new Map([
+      ['fresh-1', 1],
+      ['fresh-2', 2],
+      ['fresh-3', 1],
+      ['gone', 1],
+    ]);
+    for (const [id, n] of counts) reg.set(id, n);
     await reg.flush();
     const revision = async (id: string) => (await users.get(encodeUserKey(id)))?.revision ?? 0;
-    const before = await Promise.all(ids.map(revision));
-    // A 2 s period: one tick per second refreshes half of the users.
-    reg.startRefresh(2_000, () => ids.map((id) => [id, 1] as [string, number]));
+    const before = await Promise.all([...counts.keys()].map(revision));
+    // 'gone' leaves; the local count changes for fresh-2 without a write (as a refresh sees it).
+    counts.delete('gone');
+    reg.set('gone', 0);
+    await reg.flush();
+    counts.set('fresh-2', 3);
+    reg.startRefresh(1_000, (id) => counts.get(id) ?? 0);
+    const live = ['fresh-1', 'fresh-2', 'fresh-3'];
     await waitFor(
-      async () => (await Promise.all(ids.map(revision))).every((r, i) => r > before[i]!),
+      async () => (await Promise.all(live.map(revision))).every((r, i) => r > before[i]!),
       { timeoutMs: 5_000 },
     );
     reg.stop();
-    for (const id of ids)
-      expect((await entry(id))?.nodes.refresher).toMatchObject({ epoch: 'r1', connections: 1 });
+    expect((await entry('fresh-2'))?.nodes.refresher).toMatchObject({ connections: 3 });
+    expect((await entry('fresh-1'))?.nodes.refresher).toMatchObject({
+      epoch: 'r1',
+      connections: 1,
+    });
+    expect((await entry('gone'))?.nodes).toEqual({});
+  });
+
+  it('entries - refresh writes per user do not grow when a node has few users (users / refreshAfterMs)', async () => {
+    const measure = async (n: number) => {
+      let now = Date.now();
+      const reg = new UserRegistrar({
+        kv: users,
+        nodeId: `rate-${n}`,
+        epoch: 'r',
+        log,
+        clock: () => now,
+      });
+      const ids = Array.from({ length: n }, (_, i) => `rate-${n}-${i}`);
+      for (const id of ids) reg.set(id, 1);
+      await reg.flush();
+      const start = reg.writes;
+      // Passes driven by hand over 10 simulated refresh periods, every 1/20 of a period.
+      for (let tick = 1; tick <= 200; tick++) {
+        now += 50;
+        reg.refreshDue(1_000, () => 1);
+        await reg.flush();
+      }
+      reg.stop();
+      return (reg.writes - start) / n;
+    };
+    const few = await measure(2);
+    const many = await measure(200);
+    // About one write per user per period (10 periods), whatever the user count.
+    expect(few).toBeGreaterThanOrEqual(8);
+    expect(few).toBeLessThanOrEqual(14);
+    expect(many).toBeGreaterThanOrEqual(8);
+    expect(many).toBeLessThanOrEqual(14);
   });
 
   it('entries - a burst of changes to one user coalesces into few writes', async () => {
