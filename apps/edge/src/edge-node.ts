@@ -1,19 +1,34 @@
 /**
  * EdgeNode — one Socket.IO node. It authenticates clients on connect, keeps its local
- * index, registers users in presence without blocking the handshake, holds its lease,
- * and serves `push.v1.node.<nodeId>` (request/reply) and `push.v1.broadcast`.
+ * index, registers users in presence, holds its lease, and serves `push.v1.node.<nodeId>`
+ * (request/reply) and `push.v1.broadcast`.
+ *
+ * Routable at connect: a handshake completes (the client sees `connect`) only once the
+ * user's presence entry counting this connection is stored, so a message sent right
+ * after `connect` finds the user. Writes coalesce per user (at most one in flight), so a
+ * storm still costs at most one KV write per user per round trip.
+ *
+ * One process per node id: before serving, the node asks its own subject (an empty
+ * request is a probe every edge answers) and refuses to start when a live process
+ * answers; the lease's compare-and-set settles a start-up race.
  *
  * Defaults: lease TTL 10 s (heartbeat every TTL / 3); acked deliveries are bounded by the
- * envelope's `ackTimeoutMs`.
+ * envelope's `ackTimeoutMs`; a handshake waits at most `REGISTER_TIMEOUT_MS` for presence.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import {
+  type Msg,
+  type NatsConnection,
+  NoRespondersError,
+  RequestError,
+  type Subscription,
+} from '@nats-io/transport-node';
 import { listenHttp, probeHandler } from '@switchboard/http/probes';
 import { ConnectionHealth } from '@switchboard/nats/connection';
 import type { PresenceBuckets } from '@switchboard/nats/provision';
-import { NodeLease } from '@switchboard/presence-registry/node-lease';
+import { NodeIdConflictError, NodeLease } from '@switchboard/presence-registry/node-lease';
 import { UserRegistrar } from '@switchboard/presence-registry/user-registrar';
 import {
   BroadcastEnvelope,
@@ -51,6 +66,10 @@ export type EdgeNodeOptions = {
 const encoder = new TextEncoder();
 /** Longest wait for closed clients' disconnect handlers during a drain. */
 const DRAIN_DISCONNECT_TIMEOUT_MS = 5_000;
+/** Longest a handshake waits for the user's presence write before `connect_error` unavailable. */
+const REGISTER_TIMEOUT_MS = 5_000;
+/** How long a start-up probe of the node subject waits for a live holder to answer. */
+const PROBE_TIMEOUT_MS = 1_000;
 
 export class EdgeNode {
   readonly nodeId: string;
@@ -64,7 +83,13 @@ export class EdgeNode {
   readonly #subs: Subscription[] = [];
   readonly #metrics: ReturnType<typeof createMetrics>;
   #draining = false;
+  #fenced = false;
   readonly #admission: Admission;
+  #fatal: (err: Error) => void = () => {};
+  /** Resolves with the reason when this node had to stop serving on its own (node id taken). */
+  readonly fatal = new Promise<Error>((resolve) => {
+    this.#fatal = resolve;
+  });
 
   constructor(options: EdgeNodeOptions) {
     this.#o = options;
@@ -82,6 +107,13 @@ export class EdgeNode {
       leaseTtlMs: config.leaseTtlMs,
       connections: () => this.#sockets.connections,
       log,
+      onLapse: () => {
+        // Our entries may be gone or judged dead: every local user is written again.
+        const fresh = randomUUID();
+        this.#registrar.setEpoch(fresh, this.#sockets.counts());
+        return fresh;
+      },
+      onConflict: (holder) => this.#fence(new NodeIdConflictError(this.nodeId, holder)),
     });
     this.#registrar = new UserRegistrar({
       kv: buckets.users,
@@ -105,18 +137,16 @@ export class EdgeNode {
       serveClient: false,
     });
     this.#io.use((socket, next) => void this.#authenticate(socket, next));
-    this.#io.on('connection', (socket) => this.#onConnection(socket));
   }
 
   /**
-   * Writes the lease, subscribes, then listens: by the time a client can connect, the node
-   * is alive for readers and answers its subject, so no early delivery finds no responder.
+   * Probes the node subject (refusing a node id a live process serves), subscribes, takes
+   * the lease, then listens: by the time a client can connect, the node is alive for
+   * readers and answers its subject, so no early delivery finds no responder.
    */
   async start(): Promise<void> {
     const { config, nc } = this.#o;
-    await this.#lease.start();
-    // Entries are rewritten within half the bucket's max_age, so a live user never expires.
-    this.#registrar.startRefresh(config.userEntryTtlMs / 2, () => this.#sockets.counts());
+    await this.#probe();
     this.#subs.push(
       nc.subscribe(nodeSubject(this.nodeId), {
         callback: (err, msg) => (err ? this.#subError(err) : void this.#onDelivery(msg)),
@@ -126,6 +156,17 @@ export class EdgeNode {
       }),
     );
     await nc.flush();
+    try {
+      await this.#lease.start();
+    } catch (err) {
+      for (const sub of this.#subs) sub.unsubscribe();
+      throw err;
+    }
+    // Entries are rewritten within half the bucket's max_age, so a live user never expires.
+    this.#registrar.startRefresh(
+      config.userEntryTtlMs / 2,
+      (userId) => this.#sockets.get(userId).size,
+    );
     await listenHttp(this.#http, config.port, config.host);
     this.#o.log.info(
       { nodeId: this.nodeId, epoch: this.epoch, port: this.port },
@@ -187,32 +228,56 @@ export class EdgeNode {
     log.info({ nodeId: this.nodeId }, 'edge node drained');
   }
 
+  /**
+   * The handshake: admission, token, then presence. The socket joins the local index and
+   * the handshake waits until the user's entry counting it is stored, so the client is
+   * routable when it sees `connect` (a message emitted meanwhile is buffered by the client
+   * until then). The socket leaves the index on disconnect, or when its transport closes
+   * before the handshake completed.
+   */
   async #authenticate(socket: EdgeSocket, next: (err?: Error) => void): Promise<void> {
     if (this.#draining) return next(new Error(ConnectErrors.draining));
     if (this.#sockets.connections >= this.#o.config.maxConnections || !this.#admission.tryAdmit()) {
       this.#metrics.rejected.inc({ reason: ConnectErrors.overloaded });
       return next(new Error(ConnectErrors.overloaded));
     }
+    let userId: string;
     try {
-      socket.data.userId = await this.#o.verifier.verify(socket.handshake.auth?.token);
-      next();
+      userId = await this.#o.verifier.verify(socket.handshake.auth?.token);
     } catch (err) {
       this.#metrics.rejected.inc({ reason: ConnectErrors.unauthorized });
       if (!(err instanceof InvalidTokenError))
         this.#o.log.error({ err }, 'token verification failed');
-      next(new Error(ConnectErrors.unauthorized));
+      return next(new Error(ConnectErrors.unauthorized));
     }
-  }
-
-  #onConnection(socket: EdgeSocket): void {
-    const userId = socket.data.userId;
-    this.#registrar.set(userId, this.#sockets.add(userId, socket));
-    socket.on('disconnect', () => {
+    if (socket.conn.readyState !== 'open') return;
+    socket.data.userId = userId;
+    let present = true;
+    const leave = () => {
+      if (!present) return;
+      present = false;
       this.#registrar.set(userId, this.#sockets.remove(userId, socket));
-    });
+    };
+    socket.once('disconnect', leave);
+    socket.conn.once('close', leave);
+    this.#registrar.set(userId, this.#sockets.add(userId, socket));
+    const written = await this.#registrar.whenWritten(userId, REGISTER_TIMEOUT_MS);
+    if (!present) return;
+    if (!written || this.#draining) {
+      leave();
+      const reason = this.#draining ? ConnectErrors.draining : ConnectErrors.unavailable;
+      this.#metrics.rejected.inc({ reason });
+      return next(new Error(reason));
+    }
+    next();
   }
 
   async #onDelivery(msg: Msg): Promise<void> {
+    // An empty request is a start-up probe from a process that wants this node id.
+    if (msg.data.length === 0) {
+      msg.respond(encoder.encode(JSON.stringify({ nodeId: this.nodeId, epoch: this.epoch })));
+      return;
+    }
     let env: DeliveryEnvelope;
     try {
       env = DeliveryEnvelope.parse(msg.json());
@@ -254,9 +319,48 @@ export class EdgeNode {
     }
   }
 
+  /** Refuses to start when a live process answers on this node's subject. */
+  async #probe(): Promise<void> {
+    try {
+      const reply = await this.#o.nc.request(nodeSubject(this.nodeId), new Uint8Array(0), {
+        timeout: PROBE_TIMEOUT_MS,
+      });
+      let holder = '';
+      try {
+        holder = ` (epoch ${(reply.json() as { epoch?: string }).epoch})`;
+      } catch {}
+      throw new NodeIdConflictError(this.nodeId, null, {
+        cause: new Error(`a live process answers on ${nodeSubject(this.nodeId)}${holder}`),
+      });
+    } catch (err) {
+      if (err instanceof NodeIdConflictError) throw err;
+      // No responders: nobody serves this node id. A timeout means someone holds the
+      // subscription without answering: refuse rather than share it.
+      if (isNoResponders(err)) return;
+      throw new NodeIdConflictError(this.nodeId, null, { cause: err });
+    }
+  }
+
+  /** Stops serving at once, without touching the lease (another process holds it). */
+  #fence(err: Error): void {
+    if (this.#fenced) return;
+    this.#fenced = true;
+    this.#draining = true;
+    this.#o.log.error({ err }, 'edge node stops serving');
+    for (const sub of this.#subs) sub.unsubscribe();
+    this.#registrar.stop();
+    for (const socket of this.#io.of('/').sockets.values()) socket.conn.close();
+    this.#http.close();
+    this.#fatal(err);
+  }
+
   #subError(err: Error): void {
     this.#o.log.error({ err }, 'subscription error');
   }
+}
+
+function isNoResponders(err: unknown): boolean {
+  return err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders());
 }
 
 function createMetrics(registry: Registry, connections: () => number) {

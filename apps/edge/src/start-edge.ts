@@ -8,7 +8,12 @@ import type { EdgeConfig } from './config.js';
 import { EdgeNode } from './edge-node.js';
 import { TokenVerifier } from './token-verifier.js';
 
-export type RunningEdge = { node: EdgeNode; nc: NatsConnection; stop(): Promise<void> };
+export type RunningEdge = {
+  node: EdgeNode;
+  nc: NatsConnection;
+  stop(): Promise<void>;
+  fatal: Promise<Error>;
+};
 
 export async function startEdge(config: EdgeConfig, log: Logger): Promise<RunningEdge> {
   const nc = await connectNats({ ...config.nats, name: `edge-${config.nodeId}`, log });
@@ -30,6 +35,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Runnin
     return {
       node,
       nc,
+      fatal: node.fatal,
       async stop() {
         await node.stop();
         await nc.drain();

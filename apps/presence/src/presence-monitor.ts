@@ -8,6 +8,8 @@
  *   compare-and-set, setting `lastSeen` to the node's last heartbeat;
  * - every lease TTL, removes entries of nodes that have no lease (missed while no replica
  *   led), once it has watched for two TTLs.
+ * A malformed key or value is logged, counted (`skipped`) and ignored: the watch goes on.
+ * Times are this process's clock only (when an entry arrived), never an edge's.
  */
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -17,7 +19,7 @@ import {
 } from '@switchboard/presence-registry/kv-snapshot-watch';
 import type { LeaseLost, LeaseTable } from '@switchboard/presence-registry/lease-table';
 import { removeNodeFromEntry } from '@switchboard/presence-registry/user-registrar';
-import type { PresenceEvent, UserEntry } from '@switchboard/protocol/presence';
+import { type PresenceEvent, UserEntry } from '@switchboard/protocol/presence';
 import { Subjects } from '@switchboard/protocol/subjects';
 import { decodeUserKey } from '@switchboard/protocol/user-key';
 import type { Logger } from 'pino';
@@ -39,6 +41,9 @@ const decoder = new TextDecoder();
 export class PresenceMonitor {
   readonly #o: PresenceMonitorOptions;
   readonly #entries = new Map<string, UserEntry>();
+  /** When each held entry's current revision arrived (local clock). */
+  readonly #arrivedAt = new Map<string, number>();
+  #skipped = 0;
   readonly #byNode = new Map<string, Set<string>>();
   readonly #startedAt = Date.now();
   #watch: SnapshotWatch | undefined;
@@ -53,18 +58,24 @@ export class PresenceMonitor {
   static async create(options: PresenceMonitorOptions): Promise<PresenceMonitor> {
     const monitor = new PresenceMonitor(options);
     options.leases.onLost((lost) => monitor.#onLeaseLost(lost));
-    monitor.#watch = await watchWithSnapshot(options.users, (e, initial) => {
-      let entry: UserEntry | null = null;
-      if (e.operation === 'PUT') {
+    monitor.#watch = await watchWithSnapshot(
+      options.users,
+      (e, initial) => {
+        let entry: UserEntry | null = null;
+        let userId: string;
         try {
-          entry = JSON.parse(decoder.decode(e.value)) as UserEntry;
+          userId = decodeUserKey(e.key);
+          if (e.operation === 'PUT') entry = UserEntry.parse(JSON.parse(decoder.decode(e.value)));
         } catch (err) {
+          monitor.#skipped++;
           options.log.warn({ err, key: e.key }, 'ignored a malformed user entry');
           return;
         }
-      }
-      monitor.#onEntry(e.key, entry, initial);
-    });
+        monitor.#onEntry(e.key, userId, entry, initial);
+      },
+      undefined,
+      options.log,
+    );
     monitor.#reconciler = setInterval(() => monitor.#reconcile(), options.leaseTtlMs);
     monitor.#reconciler.unref();
     return monitor;
@@ -73,6 +84,11 @@ export class PresenceMonitor {
   /** Entries held in memory. */
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Entries ignored because their key or value was malformed. */
+  get skipped(): number {
+    return this.#skipped;
   }
 
   /** Events published since start. */
@@ -95,36 +111,41 @@ export class PresenceMonitor {
    * node whose lease was never seen counts only while it is younger than a TTL, because its
    * lease may simply not have reached this replica yet.
    */
-  #counts(nodeId: string, epoch: string, since: number, now: number): boolean {
+  #counts(nodeId: string, epoch: string, arrivedAt: number, now: number): boolean {
     const { leases } = this.#o;
-    if (leases.isAlive(nodeId, epoch, now)) return true;
+    if (leases.isAlive(nodeId, epoch)) return true;
     if (leases.isDead(nodeId, epoch)) return false;
-    if (leases.get(nodeId, now)) return false;
-    return now - since < this.#o.leaseTtlMs;
+    if (leases.get(nodeId)) return false;
+    return now - arrivedAt < this.#o.leaseTtlMs;
   }
 
-  #liveCount(entry: UserEntry | null | undefined, now: number, except?: string): number {
+  #liveCount(
+    entry: UserEntry | null | undefined,
+    arrivedAt: number,
+    now: number,
+    except?: string,
+  ): number {
     if (!entry) return 0;
     let n = 0;
     for (const [nodeId, p] of Object.entries(entry.nodes)) {
-      if (nodeId !== except && this.#counts(nodeId, p.epoch, p.since, now)) n++;
+      if (nodeId !== except && this.#counts(nodeId, p.epoch, arrivedAt, now)) n++;
     }
     return n;
   }
 
-  #onEntry(key: string, next: UserEntry | null, initial: boolean): void {
+  #onEntry(key: string, userId: string, next: UserEntry | null, initial: boolean): void {
     const prev = this.#entries.get(key);
+    const now = Date.now();
     if (!initial && this.#o.isLeader()) {
-      const now = Date.now();
-      const before = this.#liveCount(prev, now);
-      const after = this.#liveCount(next, now);
+      const before = this.#liveCount(prev, this.#arrivedAt.get(key) ?? now, now);
+      const after = this.#liveCount(next, now, now);
       if (before === 0 && after > 0) {
-        this.#publish({ userId: decodeUserKey(key), status: 'online', at: now, reason: 'connect' });
+        this.#publish({ userId, status: 'online', at: now, reason: 'connect' });
       } else if (before > 0 && after === 0) {
         const left = Object.keys(prev?.nodes ?? {}).filter((n) => !next?.nodes[n]);
-        const draining = left.some((n) => this.#o.leases.get(n, now)?.draining === true);
+        const draining = left.some((n) => this.#o.leases.get(n)?.draining === true);
         this.#publish({
-          userId: decodeUserKey(key),
+          userId,
           status: 'offline',
           at: next?.lastSeen ?? now,
           reason: draining ? 'drain' : 'disconnect',
@@ -132,6 +153,8 @@ export class PresenceMonitor {
       }
     }
     this.#index(key, prev, next);
+    if (next === null) this.#arrivedAt.delete(key);
+    else this.#arrivedAt.set(key, now);
   }
 
   #index(key: string, prev: UserEntry | undefined, next: UserEntry | null): void {
@@ -165,7 +188,8 @@ export class PresenceMonitor {
     if (keys.length === 0) return;
     const now = Date.now();
     for (const key of keys) {
-      if (this.#liveCount(this.#entries.get(key), now, lease.nodeId) === 0) {
+      const arrivedAt = this.#arrivedAt.get(key) ?? now;
+      if (this.#liveCount(this.#entries.get(key), arrivedAt, now, lease.nodeId) === 0) {
         this.#publish({
           userId: decodeUserKey(key),
           status: 'offline',
@@ -182,8 +206,9 @@ export class PresenceMonitor {
     const now = Date.now();
     const stale = new Map<string, { nodeId: string; epoch: string; keys: string[] }>();
     for (const [key, entry] of this.#entries) {
+      const arrivedAt = this.#arrivedAt.get(key) ?? now;
       for (const [nodeId, p] of Object.entries(entry.nodes)) {
-        if (this.#counts(nodeId, p.epoch, p.since, now)) continue;
+        if (this.#counts(nodeId, p.epoch, arrivedAt, now)) continue;
         const id = `${nodeId}\u0000${p.epoch}`;
         const group = stale.get(id) ?? { nodeId, epoch: p.epoch, keys: [] };
         group.keys.push(key);

@@ -2,10 +2,15 @@
  * LeaseTable — the set of node leases, kept in memory from a KV watch.
  *
  * NATS 2.9 sends no marker when max_age removes a key, so a lease is alive while it was
- * last written less than the lease TTL ago (on this process's clock, from when the update
- * arrived) and has not been deleted. A sweep every `sweepIntervalMs` turns silent leases
- * into "lost" notifications; an epoch that was lost, deleted or replaced stays known as
- * dead, so entries written under it never count again.
+ * last written less than the lease TTL ago and has not been deleted. A sweep every
+ * `sweepIntervalMs` turns silent leases into "lost" notifications; an epoch that was lost,
+ * deleted or replaced stays known as dead, so entries written under it never count again.
+ *
+ * One clock: ages are measured on this process's clock only. A live update is as old as
+ * its arrival; a lease read in a snapshot or a poll is as old as its server timestamp is
+ * behind the newest one read with it (a difference of two server times). Server and
+ * local times are never compared, so clock skew between machines cannot expire a live
+ * lease early; a lease read at start-up counts for at most one TTL after the newest.
  */
 import type { KV } from '@nats-io/kv';
 import { NodeLease, type NodeLease as NodeLeaseValue } from '@switchboard/protocol/presence';
@@ -26,6 +31,8 @@ export type LeaseTableOptions = {
   initialLoadTimeoutMs?: number;
   /** How often silent leases are looked for (default TTL / 10, at most 500 ms). */
   sweepIntervalMs?: number;
+  /** This process's clock (tests skew it). */
+  clock?: () => number;
 };
 
 /** `writtenAt`: the server's timestamp of the lease write; it only moves forward. */
@@ -41,11 +48,14 @@ export class LeaseTable {
   readonly #listeners: Array<(lost: LeaseLost) => void> = [];
   #stopWatch: (() => void) | undefined;
   #sweeper: NodeJS.Timeout | undefined;
-  #lastWatchEventAt = Date.now();
+  readonly #now: () => number;
+  #lastWatchEventAt: number;
   #polling = false;
 
   private constructor(options: LeaseTableOptions) {
     this.#o = options;
+    this.#now = options.clock ?? Date.now;
+    this.#lastWatchEventAt = this.#now();
   }
 
   /** Starts the watch and resolves once the current leases are loaded. */
@@ -56,16 +66,17 @@ export class LeaseTable {
   }
 
   async #start(): Promise<void> {
+    const initial = new Set<string>();
     const watch = await watchWithSnapshot(
       this.#o.kv,
-      (e, initial) => {
-        this.#lastWatchEventAt = Date.now();
+      (e, isInitial) => {
+        this.#lastWatchEventAt = this.#now();
+        if (isInitial) initial.add(e.key);
+        else initial.delete(e.key);
         if (e.operation === 'PUT') {
           try {
             const lease = NodeLease.parse(decodeJson(e.value));
-            // A snapshot entry was written at `created`, not when it reached us.
-            const seenAt = initial ? Math.min(Date.now(), e.created.getTime()) : Date.now();
-            this.#put(e.key, { lease, seenAt, writtenAt: e.created.getTime() });
+            this.#put(e.key, { lease, seenAt: this.#now(), writtenAt: e.created.getTime() });
           } catch (err) {
             this.#o.log.warn({ err, key: e.key }, 'ignored a malformed node lease');
           }
@@ -76,7 +87,11 @@ export class LeaseTable {
         if (held) this.#lose(held.lease, 'deleted');
       },
       this.#o.initialLoadTimeoutMs,
+      this.#o.log,
     );
+    // Snapshot leases were written before they reached us: age them by how far their
+    // server time is behind the newest one in the snapshot.
+    this.#ageByServerTime([...initial]);
     this.#stopWatch = () => watch.stop();
     const every = this.#o.sweepIntervalMs ?? Math.min(500, Math.floor(this.#o.leaseTtlMs / 10));
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, every));
@@ -95,6 +110,17 @@ export class LeaseTable {
     }
   }
 
+  /** Sets `seenAt` of `keys` to now minus how far each was written before the newest. */
+  #ageByServerTime(keys: string[]): void {
+    let newest = 0;
+    for (const k of keys) newest = Math.max(newest, this.#leases.get(k)?.writtenAt ?? 0);
+    const now = this.#now();
+    for (const k of keys) {
+      const held = this.#leases.get(k);
+      if (held) held.seenAt = now - (newest - held.writtenAt);
+    }
+  }
+
   /**
    * Reads every lease directly. Used when the watch has been silent for half a TTL while
    * heartbeats arrive every third of one: the watch's consumer may have died with a NATS
@@ -108,6 +134,7 @@ export class LeaseTable {
       const { kv } = this.#o;
       const keys: string[] = [];
       for await (const k of await kv.keys()) keys.push(k);
+      const fresh: string[] = [];
       for (const key of keys) {
         const e = await kv.get(key);
         if (e?.operation !== 'PUT') continue;
@@ -116,11 +143,13 @@ export class LeaseTable {
         if (held && held.writtenAt >= writtenAt) continue;
         try {
           const lease = NodeLease.parse(decodeJson(e.value));
-          this.#put(key, { lease, seenAt: Math.min(Date.now(), writtenAt), writtenAt });
+          this.#put(key, { lease, seenAt: this.#now(), writtenAt });
+          fresh.push(key);
         } catch (err) {
           this.#o.log.warn({ err, key }, 'ignored a malformed node lease');
         }
       }
+      this.#ageByServerTime(fresh);
     } catch (err) {
       this.#o.log.warn({ err }, 'lease poll failed');
     } finally {
@@ -128,7 +157,7 @@ export class LeaseTable {
     }
   }
 
-  #sweep(now = Date.now()): void {
+  #sweep(now = this.#now()): void {
     if (now - this.#lastWatchEventAt > this.#o.leaseTtlMs / 2 && this.#leases.size > 0)
       void this.#poll();
     for (const [nodeId, held] of this.#leases) {
@@ -160,7 +189,7 @@ export class LeaseTable {
   }
 
   /** True when `nodeId`'s lease is alive and carries `epoch`. O(1), no I/O. */
-  isAlive(nodeId: string, epoch: string, now = Date.now()): boolean {
+  isAlive(nodeId: string, epoch: string, now = this.#now()): boolean {
     const held = this.#leases.get(nodeId);
     return (
       held !== undefined && held.lease.epoch === epoch && now - held.seenAt < this.#o.leaseTtlMs
@@ -173,13 +202,13 @@ export class LeaseTable {
   }
 
   /** The lease of `nodeId` if alive (any epoch). */
-  get(nodeId: string, now = Date.now()): NodeLeaseValue | undefined {
+  get(nodeId: string, now = this.#now()): NodeLeaseValue | undefined {
     const held = this.#leases.get(nodeId);
     return held && now - held.seenAt < this.#o.leaseTtlMs ? held.lease : undefined;
   }
 
   /** Every alive lease. */
-  alive(now = Date.now()): NodeLeaseValue[] {
+  alive(now = this.#now()): NodeLeaseValue[] {
     const out: NodeLeaseValue[] = [];
     for (const held of this.#leases.values()) {
       if (now - held.seenAt < this.#o.leaseTtlMs) out.push(held.lease);

@@ -1,13 +1,27 @@
 /**
  * NodeLease — an edge node's liveness record in `presence-nodes`.
  *
- * One KV put per heartbeat whatever the node's user count. The bucket's max_age equals
+ * One KV write per heartbeat whatever the node's user count. The bucket's max_age equals
  * the lease TTL, so a node that stops heartbeating disappears by itself within the TTL;
  * the epoch (fresh per process start) fences the user entries the node wrote.
+ *
+ * Every write is compare-and-set on the revision this process last wrote, so two processes
+ * can never both hold one node id: the loser of a start-up race gets a
+ * {@link NodeIdConflictError}, and a running node that finds its key rewritten under
+ * another epoch reports the conflict (`onConflict`) instead of overwriting it.
+ *
+ * A lapse (no successful heartbeat for two thirds of the TTL, or the key found expired)
+ * rolls the epoch through `onLapse`: readers may have judged the node dead and presence
+ * may have removed its entries, so the node re-registers its users under a fresh epoch
+ * instead of reviving the old one.
  */
 import type { KV } from '@nats-io/kv';
-import type { NodeLease as NodeLeaseValue } from '@switchboard/protocol/presence';
-import { encodeJson } from './codec.js';
+import { isCasConflict } from '@switchboard/nats/errors';
+import {
+  NodeLease as NodeLeaseSchema,
+  type NodeLease as NodeLeaseValue,
+} from '@switchboard/protocol/presence';
+import { decodeJson, encodeJson } from './codec.js';
 
 type Log = { warn(obj: object, msg: string): void; debug?(obj: object, msg: string): void };
 
@@ -24,19 +38,39 @@ export type NodeLeaseOptions = {
   connections: () => number;
   log: Log;
   /**
-   * Called when heartbeats failed for a whole TTL (the lease may have expired and the
-   * node's entries been cleaned up): returns the fresh epoch to continue under.
+   * Called when heartbeats failed for two thirds of the TTL or the lease had expired (the
+   * node's entries may have been cleaned up): returns the fresh epoch to continue under.
    */
   onLapse?: () => string;
+  /** Called once when another process has taken this node id: this one must stop serving. */
+  onConflict?: (holder: NodeLeaseValue) => void;
 };
+
+/** Another live process holds this node id. */
+export class NodeIdConflictError extends Error {
+  readonly holder: NodeLeaseValue | null;
+  constructor(nodeId: string, holder: NodeLeaseValue | null, options?: ErrorOptions) {
+    super(
+      holder
+        ? `node id ${nodeId} is held by another process (epoch ${holder.epoch}, started ${new Date(holder.startedAt).toISOString()}, ${holder.url}): give each edge its own NODE_ID`
+        : `node id ${nodeId} was taken by another process while starting: give each edge its own NODE_ID`,
+      options,
+    );
+    this.name = 'NodeIdConflictError';
+    this.holder = holder;
+  }
+}
 
 export class NodeLease {
   readonly #o: NodeLeaseOptions;
   readonly #startedAt = Date.now();
   #epoch: string;
+  /** Revision of this process's last write (0: none yet). */
+  #revision = 0;
   #lastOkAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #draining = false;
+  #conflicted = false;
   #beating: Promise<void> | undefined;
 
   constructor(options: NodeLeaseOptions) {
@@ -52,9 +86,24 @@ export class NodeLease {
     return Math.max(1, Math.floor(this.#o.leaseTtlMs / 3));
   }
 
-  /** Writes the lease once (awaited: the node is not alive before), then heartbeats. */
+  /**
+   * Takes the lease (awaited: the node is not alive before), then heartbeats. Replaces a
+   * lease left by a dead predecessor; rejects with {@link NodeIdConflictError} when
+   * another process wrote the key between our read and our write.
+   */
   async start(): Promise<void> {
-    await this.#put();
+    const current = await this.#o.kv.get(this.#o.nodeId);
+    try {
+      this.#revision =
+        current === null
+          ? await this.#o.kv.create(this.#o.nodeId, encodeJson(this.value()))
+          : await this.#o.kv.update(this.#o.nodeId, encodeJson(this.value()), current.revision);
+    } catch (err) {
+      // `create` of an existing key and `update` of a moved one both fail compare-and-set.
+      if (!isCasConflict(err)) throw err;
+      throw new NodeIdConflictError(this.#o.nodeId, await this.#holder(), { cause: err });
+    }
+    this.#lastOkAt = Date.now();
     this.#timer = setInterval(() => {
       // Skip a beat rather than pile up writes when NATS is slow.
       if (this.#beating) return;
@@ -70,6 +119,7 @@ export class NodeLease {
   /** Marks the lease draining at once, so routers and presence can see the node leaving. */
   async markDraining(): Promise<void> {
     this.#draining = true;
+    await this.#beating;
     await this.#put();
   }
 
@@ -78,7 +128,11 @@ export class NodeLease {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#beating;
-    await this.#o.kv.delete(this.#o.nodeId);
+    if (this.#conflicted) return;
+    await this.#o.kv.delete(this.#o.nodeId, { previousSeq: this.#revision }).catch((err) => {
+      // Someone else holds the key now: theirs to keep.
+      if (!isCasConflict(err)) throw err;
+    });
   }
 
   /** Stops heartbeating without deleting: the lease expires after the TTL (tests, crashes). */
@@ -99,20 +153,52 @@ export class NodeLease {
     };
   }
 
+  #lapse(why: string): void {
+    if (!this.#o.onLapse) return;
+    const previous = this.#epoch;
+    this.#epoch = this.#o.onLapse();
+    this.#o.log.warn(
+      { previous, epoch: this.#epoch, why },
+      'lease lapsed: continuing under a new epoch',
+    );
+  }
+
   async #put(): Promise<void> {
-    if (
-      this.#lastOkAt > 0 &&
-      Date.now() - this.#lastOkAt >= this.#o.leaseTtlMs &&
-      this.#o.onLapse
-    ) {
-      const previous = this.#epoch;
-      this.#epoch = this.#o.onLapse();
-      this.#o.log.warn(
-        { previous, epoch: this.#epoch },
-        'lease lapsed: continuing under a new epoch',
-      );
+    if (this.#conflicted) return;
+    const { kv, nodeId, leaseTtlMs } = this.#o;
+    if (Date.now() - this.#lastOkAt >= (leaseTtlMs * 2) / 3) {
+      this.#lapse(`no heartbeat stored for ${Date.now() - this.#lastOkAt} ms`);
     }
-    await this.#o.kv.put(this.#o.nodeId, encodeJson(this.value()));
+    try {
+      this.#revision = await kv.update(nodeId, encodeJson(this.value()), this.#revision);
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
+      // Not the revision we wrote last: expired (max_age), or rewritten by someone.
+      const e = await kv.get(nodeId);
+      const holder = e?.operation === 'PUT' ? parseLease(e.value) : null;
+      if (holder && holder.epoch !== this.#epoch) {
+        this.#conflicted = true;
+        this.abandon();
+        this.#o.log.warn({ nodeId, holder }, 'node id taken by another process');
+        this.#o.onConflict?.(holder);
+        return;
+      }
+      if (!holder) this.#lapse('lease expired');
+      this.#revision = await kv.update(nodeId, encodeJson(this.value()), e?.revision ?? 0);
+    }
     this.#lastOkAt = Date.now();
+  }
+
+  async #holder(): Promise<NodeLeaseValue | null> {
+    const e = await this.#o.kv.get(this.#o.nodeId).catch(() => null);
+    return e?.operation === 'PUT' ? parseLease(e.value) : null;
+  }
+}
+
+function parseLease(value: Uint8Array): NodeLeaseValue | null {
+  try {
+    return NodeLeaseSchema.parse(decodeJson(value));
+  } catch {
+    return null;
   }
 }

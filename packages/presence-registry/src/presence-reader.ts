@@ -46,7 +46,7 @@ export class PresenceReader {
   }
 
   /** Filters a stored entry down to the nodes that are alive with the entry's epoch. */
-  view(userId: string, entry: UserEntry | null, now = Date.now()): PresenceView {
+  view(userId: string, entry: UserEntry | null, now?: number): PresenceView {
     const nodes: PresenceView['nodes'] = [];
     let connections = 0;
     if (entry) {

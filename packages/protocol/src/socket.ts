@@ -16,10 +16,14 @@ export type InterServerEvents = Record<string, never>;
 /** What the edge keeps per socket after authentication. */
 export type SocketData = { userId: string };
 
-/** `connect_error` messages: `unauthorized` is terminal; the others ask to retry later. */
+/**
+ * `connect_error` messages: `unauthorized` is terminal; the others ask to retry later
+ * (`unavailable`: the node could not record the connection in presence in time).
+ */
 export const ConnectErrors = {
   unauthorized: 'unauthorized',
   overloaded: 'overloaded',
   draining: 'draining',
+  unavailable: 'unavailable',
 } as const;
 export type ConnectError = (typeof ConnectErrors)[keyof typeof ConnectErrors];

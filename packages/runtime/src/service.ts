@@ -6,7 +6,11 @@ import { ConfigError, type Env } from '@switchboard/config/load';
 import { createLogger, type Logger } from '@switchboard/logger/logger';
 import type { LevelWithSilent } from 'pino';
 
-export type Stoppable = { stop(): Promise<void> };
+export type Stoppable = {
+  stop(): Promise<void>;
+  /** Resolves when the service cannot go on (it is then stopped and the process exits 1). */
+  fatal?: Promise<Error>;
+};
 
 export type ServiceOptions = {
   name: string;
@@ -35,6 +39,7 @@ export async function runService(options: ServiceOptions): Promise<void> {
     process.exit(1);
   }
   let stopping = false;
+  let exitCode = 0;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -47,7 +52,7 @@ export async function runService(options: ServiceOptions): Promise<void> {
     service.stop().then(
       () => {
         log.info({}, 'stopped');
-        process.exit(0);
+        process.exit(exitCode);
       },
       (err: unknown) => {
         log.error({ err }, 'stop failed');
@@ -55,6 +60,11 @@ export async function runService(options: ServiceOptions): Promise<void> {
       },
     );
   };
+  void service.fatal?.then((err) => {
+    log.error({ err }, 'cannot go on');
+    exitCode = 1;
+    stop('fatal');
+  });
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
 }
