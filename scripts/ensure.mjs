@@ -85,6 +85,45 @@ export function ensureNatsServer() {
   process.exit(1);
 }
 
+export function findRedisServer() {
+  const fromEnv = process.env.REDIS_SERVER_BIN;
+  if (fromEnv && existsSync(fromEnv)) return fromEnv;
+  const dirs = [
+    ...(process.env.PATH ?? '').split(delimiter),
+    '/usr/bin',
+    '/usr/sbin',
+    '/usr/local/bin',
+  ];
+  for (const dir of dirs) {
+    if (dir && existsSync(join(dir, 'redis-server'))) return join(dir, 'redis-server');
+  }
+  return null;
+}
+
+/** redis-server (7 or newer, for sharded pub/sub) for the benchmark's Socket.IO + Redis baselines. */
+export function ensureRedisServer() {
+  const found = findRedisServer();
+  if (found) return found;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot && existsSync('/usr/bin/apt-get')) {
+    console.log('• installing redis-server with apt-get (for the benchmark baselines)…');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    run('apt-get', ['update', '-qq'], { env });
+    run('apt-get', ['install', '-y', '-qq', 'redis-server'], { env });
+    const installed = findRedisServer();
+    if (installed) return installed;
+  }
+  console.error(
+    [
+      '✗ redis-server is not installed, and this script cannot install it here.',
+      '  Debian/Ubuntu:  sudo apt-get install -y redis-server',
+      '  macOS:          brew install redis',
+      '  Or put redis-server (7 or newer) on PATH, or set REDIS_SERVER_BIN.',
+    ].join('\n'),
+  );
+  process.exit(1);
+}
+
 /** Debian's Chromium for the browser end-to-end test (headless, driven by playwright-core). */
 export function findChromium() {
   const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
