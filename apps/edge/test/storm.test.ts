@@ -46,10 +46,13 @@ describe('edge connection storm', () => {
     await nats?.stop();
   });
 
-  it(`storm - ${USERS} connects in a burst all end registered`, async () => {
+  it(`storm - ${USERS} connects in a burst all end registered, one KV write per user`, async () => {
     const tokens = await Promise.all(
       Array.from({ length: USERS }, (_, i) => mintToken({ sub: `storm-${i}`, secret: SECRET })),
     );
+    const kv = await new Kvm(nc).open(Buckets.users);
+    const lastSeq = async () => (await kv.status()).streamInfo.state.last_seq;
+    const seqBefore = await lastSeq();
     const t0 = Date.now();
     let next = 0;
     await Promise.all(
@@ -62,7 +65,6 @@ describe('edge connection storm', () => {
     );
     const connectedMs = Date.now() - t0;
 
-    const kv = await new Kvm(nc).open(Buckets.users);
     // Distinct users whose entry shows one connection on this node (a key listing taken
     // while writes land may name a key twice).
     const registered = async () => {
@@ -79,10 +81,13 @@ describe('edge connection storm', () => {
       timeoutMs: 30_000,
       intervalMs: 500,
     });
+    const writes = (await lastSeq()) - seqBefore;
     console.log(
-      `storm: ${USERS} connects in ${connectedMs} ms, all registered after ${Date.now() - t0} ms`,
+      `storm: ${USERS} connects in ${connectedMs} ms (${Math.round((USERS * 1000) / connectedMs)}/s), all registered after ${Date.now() - t0} ms, ${writes} KV writes`,
     );
     expect(await registered()).toBe(USERS);
+    // Each user connected once: one write each, none more (the handshake waits for it).
+    expect(writes).toBe(USERS);
     const metrics = await (await http(`${url}/metrics`)).text();
     expect(metrics).toMatch(/switchboard_edge_connections\{app="edge"\} 5000/);
   }, 120_000);

@@ -5,7 +5,11 @@
  *   computed from consecutive revisions of an entry, so a second tab emits nothing;
  * - when a node's lease is lost (expired, or replaced by a restart), emits `offline`
  *   (`node-lost`) for the users it leaves with no node, and removes its entries with
- *   compare-and-set, setting `lastSeen` to the node's last heartbeat;
+ *   compare-and-set, setting `lastSeen` to the node's last heartbeat. An expired lease is
+ *   fenced first: deleted with compare-and-set at the last revision seen. If the node
+ *   wrote a newer heartbeat meanwhile (it is alive; this replica judged it late), nothing
+ *   is removed; if the fence lands, a node that was only slow finds its lease gone, rolls
+ *   its epoch and registers its users again, so its entries are never lost silently;
  * - every lease TTL, removes entries of nodes that have no lease (missed while no replica
  *   led), once it has watched for two TTLs.
  * A malformed key or value is logged, counted (`skipped`) and ignored: the watch goes on.
@@ -13,6 +17,7 @@
  */
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { isCasConflict } from '@switchboard/nats/errors';
 import {
   type SnapshotWatch,
   watchWithSnapshot,
@@ -28,6 +33,8 @@ export type PresenceMonitorOptions = {
   nc: NatsConnection;
   /** The `presence-users` bucket. */
   users: KV;
+  /** The `presence-nodes` bucket (expired leases are fenced there before clean-up). */
+  nodes: KV;
   leases: LeaseTable;
   isLeader: () => boolean;
   leaseTtlMs: number;
@@ -176,8 +183,43 @@ export class PresenceMonitor {
     }
   }
 
-  #onLeaseLost({ lease, reason }: LeaseLost): void {
+  #onLeaseLost(lost: LeaseLost): void {
     if (!this.#o.isLeader()) return;
+    if (lost.reason !== 'expired') return this.#nodeLost(lost);
+    void this.#fence(lost).then(
+      (fenced) => {
+        if (fenced) this.#nodeLost(lost);
+        else
+          this.#o.log.info(
+            { nodeId: lost.lease.nodeId, epoch: lost.lease.epoch },
+            'lease seen as expired here but the node heartbeats: nothing removed',
+          );
+      },
+      (err: unknown) =>
+        this.#o.log.warn(
+          { err, nodeId: lost.lease.nodeId },
+          'could not fence an expired lease; the reconciler retries',
+        ),
+    );
+  }
+
+  /**
+   * Deletes the lease at the revision last seen. True when the node has no newer lease
+   * (the fence landed, or the key is already gone): its entries may be removed.
+   */
+  async #fence({ lease, revision }: LeaseLost): Promise<boolean> {
+    const { nodes } = this.#o;
+    try {
+      await nodes.delete(lease.nodeId, { previousSeq: revision });
+      return true;
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
+      const e = await nodes.get(lease.nodeId);
+      return e === null || e.operation !== 'PUT' || parseEpoch(e) !== lease.epoch;
+    }
+  }
+
+  #nodeLost({ lease, reason }: LeaseLost): void {
     const keys = [...(this.#byNode.get(lease.nodeId) ?? [])].filter(
       (k) => this.#entries.get(k)?.nodes[lease.nodeId]?.epoch === lease.epoch,
     );
@@ -216,11 +258,18 @@ export class PresenceMonitor {
       }
     }
     for (const { nodeId, epoch, keys } of stale.values()) {
-      this.#o.log.info(
-        { nodeId, epoch, users: keys.length },
-        'removing entries of a node without a lease',
+      // The server has the last word: an epoch whose lease is still stored is alive.
+      void this.#o.nodes.get(nodeId).then(
+        (e) => {
+          if (e?.operation === 'PUT' && parseEpoch(e) === epoch) return;
+          this.#o.log.info(
+            { nodeId, epoch, users: keys.length },
+            'removing entries of a node without a lease',
+          );
+          this.#clean(keys, nodeId, epoch, now);
+        },
+        (err: unknown) => this.#o.log.warn({ err, nodeId }, 'reconcile: lease read failed'),
       );
-      this.#clean(keys, nodeId, epoch, now);
     }
   }
 
@@ -251,5 +300,14 @@ export class PresenceMonitor {
   #publish(event: PresenceEvent): void {
     this.#events++;
     this.#o.nc.publish(Subjects.presenceEvents, JSON.stringify(event));
+  }
+}
+
+/** The epoch of a lease entry, or null when it cannot be read. */
+function parseEpoch(e: { value: Uint8Array }): string | null {
+  try {
+    return (JSON.parse(decoder.decode(e.value)) as { epoch?: string }).epoch ?? null;
+  } catch {
+    return null;
   }
 }

@@ -5,6 +5,7 @@ import { createMetricsRegistry } from '@switchboard/http/health';
 import type { HttpApp } from '@switchboard/http/http-app';
 import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
 import { openLeaderBucket } from '@switchboard/nats/provision';
+import type { LeaseTable } from '@switchboard/presence-registry/lease-table';
 import { openPresenceReader } from '@switchboard/presence-registry/open-reader';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
@@ -19,6 +20,7 @@ export type RunningPresence = {
   url: string;
   monitor: PresenceMonitor;
   leader: LeaderLock;
+  leases: LeaseTable;
   stop(): Promise<void>;
 };
 
@@ -43,6 +45,7 @@ export async function startPresence(config: PresenceConfig, log: Logger): Promis
     const monitor = await PresenceMonitor.create({
       nc,
       users: buckets.users,
+      nodes: buckets.nodes,
       leases,
       isLeader: () => leader.isLeader,
       leaseTtlMs: config.leaseTtlMs,
@@ -71,6 +74,7 @@ export async function startPresence(config: PresenceConfig, log: Logger): Promis
       url: `http://127.0.0.1:${port}`,
       monitor,
       leader,
+      leases,
       async stop() {
         await app.close();
         await nc.drain();

@@ -22,7 +22,7 @@ import { type RunningPresence, startPresence } from '../src/start-presence.js';
 
 export const SECRET = 'presence-test-secret-presence-test-secret';
 export const API_KEY = 'presence-test-api-key-0123';
-const log = pino({ level: 'silent' });
+const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 export class PresenceRig {
   readonly edges: RunningEdge[] = [];
@@ -154,7 +154,7 @@ export class PresenceRig {
     for (const c of this.clients) c.close();
     await Promise.all(this.processes.map((p) => p.kill()));
     await this.spy?.close();
-    await this.presence?.stop();
+    await this.presence?.stop().catch(() => {});
     for (const e of this.edges) await e.stop().catch(() => {});
     await this.nats.stop();
   }

@@ -20,7 +20,8 @@ import { watchWithSnapshot } from './kv-snapshot-watch.js';
 type Log = { warn(obj: object, msg: string): void };
 
 export type LeaseLossReason = 'expired' | 'deleted' | 'replaced';
-export type LeaseLost = { lease: NodeLeaseValue; reason: LeaseLossReason };
+/** `revision`: the last revision of the lease this table saw (for a compare-and-set fence). */
+export type LeaseLost = { lease: NodeLeaseValue; reason: LeaseLossReason; revision: number };
 
 export type LeaseTableOptions = {
   /** The `presence-nodes` bucket. */
@@ -36,7 +37,7 @@ export type LeaseTableOptions = {
 };
 
 /** `writtenAt`: the server's timestamp of the lease write; it only moves forward. */
-type Held = { lease: NodeLeaseValue; seenAt: number; writtenAt: number };
+type Held = { lease: NodeLeaseValue; seenAt: number; writtenAt: number; revision: number };
 
 /** How many dead epochs are remembered (oldest forgotten first). */
 const DEAD_EPOCHS_KEPT = 10_000;
@@ -51,6 +52,7 @@ export class LeaseTable {
   readonly #now: () => number;
   #lastWatchEventAt: number;
   #polling = false;
+  #lastPollAt = 0;
 
   private constructor(options: LeaseTableOptions) {
     this.#o = options;
@@ -76,7 +78,12 @@ export class LeaseTable {
         if (e.operation === 'PUT') {
           try {
             const lease = NodeLease.parse(decodeJson(e.value));
-            this.#put(e.key, { lease, seenAt: this.#now(), writtenAt: e.created.getTime() });
+            this.#put(e.key, {
+              lease,
+              seenAt: this.#now(),
+              writtenAt: e.created.getTime(),
+              revision: e.revision,
+            });
           } catch (err) {
             this.#o.log.warn({ err, key: e.key }, 'ignored a malformed node lease');
           }
@@ -84,7 +91,7 @@ export class LeaseTable {
         }
         const held = this.#leases.get(e.key);
         this.#leases.delete(e.key);
-        if (held) this.#lose(held.lease, 'deleted');
+        if (held) this.#lose(held, 'deleted');
       },
       this.#o.initialLoadTimeoutMs,
       this.#o.log,
@@ -101,12 +108,16 @@ export class LeaseTable {
   #put(nodeId: string, held: Held): void {
     const before = this.#leases.get(nodeId);
     this.#leases.set(nodeId, held);
+    // Heartbeats of an epoch judged expired here arrived after all (this process stalled,
+    // or the watch lagged): it lives. Presence fences before it cleans up, so the node
+    // rolls its epoch if its entries were removed meanwhile.
+    this.#dead.delete(epochKey(nodeId, held.lease.epoch));
     if (
       before &&
       before.lease.epoch !== held.lease.epoch &&
       !this.#dead.has(epochKey(nodeId, before.lease.epoch))
     ) {
-      this.#lose(before.lease, 'replaced');
+      this.#lose(before, 'replaced');
     }
   }
 
@@ -143,7 +154,7 @@ export class LeaseTable {
         if (held && held.writtenAt >= writtenAt) continue;
         try {
           const lease = NodeLease.parse(decodeJson(e.value));
-          this.#put(key, { lease, seenAt: this.#now(), writtenAt });
+          this.#put(key, { lease, seenAt: this.#now(), writtenAt, revision: e.revision });
           fresh.push(key);
         } catch (err) {
           this.#o.log.warn({ err, key }, 'ignored a malformed node lease');
@@ -158,17 +169,25 @@ export class LeaseTable {
   }
 
   #sweep(now = this.#now()): void {
-    if (now - this.#lastWatchEventAt > this.#o.leaseTtlMs / 2 && this.#leases.size > 0)
+    // A silent watch may have lost its consumer (NATS node died or restarted): read the
+    // leases directly, at most once per half TTL, also when none is held (after an outage
+    // every lease has expired here, and the watch may be what keeps new ones away).
+    if (
+      now - this.#lastWatchEventAt > this.#o.leaseTtlMs / 2 &&
+      now - this.#lastPollAt > this.#o.leaseTtlMs / 2
+    ) {
+      this.#lastPollAt = now;
       void this.#poll();
+    }
     for (const [nodeId, held] of this.#leases) {
       if (now - held.seenAt >= this.#o.leaseTtlMs) {
         this.#leases.delete(nodeId);
-        this.#lose(held.lease, 'expired');
+        this.#lose(held, 'expired');
       }
     }
   }
 
-  #lose(lease: NodeLeaseValue, reason: LeaseLossReason): void {
+  #lose({ lease, revision }: Held, reason: LeaseLossReason): void {
     const key = epochKey(lease.nodeId, lease.epoch);
     if (this.#dead.has(key)) return;
     this.#dead.add(key);
@@ -176,7 +195,7 @@ export class LeaseTable {
       this.#dead.delete(this.#dead.values().next().value as string);
     for (const listener of this.#listeners) {
       try {
-        listener({ lease, reason });
+        listener({ lease, reason, revision });
       } catch (err) {
         this.#o.log.warn({ err, nodeId: lease.nodeId }, 'lease-lost listener failed');
       }

@@ -71,6 +71,8 @@ export class NodeLease {
   #timer: NodeJS.Timeout | undefined;
   #draining = false;
   #conflicted = false;
+  /** The epoch was rolled since the last stored heartbeat. */
+  #rolled = false;
   #beating: Promise<void> | undefined;
 
   constructor(options: NodeLeaseOptions) {
@@ -153,8 +155,10 @@ export class NodeLease {
     };
   }
 
+  /** One new epoch per lapse, however many attempts fail before a write lands. */
   #lapse(why: string): void {
-    if (!this.#o.onLapse) return;
+    if (!this.#o.onLapse || this.#rolled) return;
+    this.#rolled = true;
     const previous = this.#epoch;
     this.#epoch = this.#o.onLapse();
     this.#o.log.warn(
@@ -184,9 +188,12 @@ export class NodeLease {
         return;
       }
       if (!holder) this.#lapse('lease expired');
-      this.#revision = await kv.update(nodeId, encodeJson(this.value()), e?.revision ?? 0);
+      this.#revision = e
+        ? await kv.update(nodeId, encodeJson(this.value()), e.revision)
+        : await kv.create(nodeId, encodeJson(this.value()));
     }
     this.#lastOkAt = Date.now();
+    this.#rolled = false;
   }
 
   async #holder(): Promise<NodeLeaseValue | null> {

@@ -8,7 +8,7 @@ import { waitFor } from '@switchboard/testkit/wait-for';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LeaseLost, LeaseTable } from '../src/lease-table.js';
-import { NodeLease } from '../src/node-lease.js';
+import { NodeIdConflictError, NodeLease } from '../src/node-lease.js';
 import { PresenceReader } from '../src/presence-reader.js';
 import { UserRegistrar } from '../src/user-registrar.js';
 
@@ -97,6 +97,67 @@ describe('presence registry', () => {
     });
     await b.stop();
     await waitFor(() => lost.find((l) => l.lease.nodeId === 'n-restart' && l.reason === 'deleted'));
+  });
+
+  it.each([
+    ['ahead of', 60_000],
+    ['behind', -60_000],
+  ])(
+    'lease - a reader whose clock is a minute %s the server judges leases right (one clock)',
+    async (_, skewMs) => {
+      const nodeId = `n-skew-${skewMs > 0 ? 'ahead' : 'behind'}`;
+      const lease = new NodeLease({
+        kv: nodes,
+        nodeId,
+        epoch: 'e',
+        url: 'x',
+        leaseTtlMs: TTL,
+        connections: () => 0,
+        log,
+      });
+      await lease.start();
+      // Started after the lease was written: it comes in the snapshot.
+      const skewed = await LeaseTable.create({
+        kv: nodes,
+        leaseTtlMs: TTL,
+        log,
+        sweepIntervalMs: 50,
+        clock: () => Date.now() + skewMs,
+      });
+      const skewedLost: LeaseLost[] = [];
+      skewed.onLost((l) => skewedLost.push(l));
+      try {
+        expect(skewed.isAlive(nodeId, 'e')).toBe(true);
+        await new Promise((r) => setTimeout(r, TTL * 2));
+        expect(skewed.isAlive(nodeId, 'e')).toBe(true);
+        lease.abandon();
+        const t0 = Date.now();
+        await waitFor(() => skewedLost.find((l) => l.lease.nodeId === nodeId), {
+          timeoutMs: TTL * 3,
+        });
+        expect(Date.now() - t0).toBeLessThanOrEqual(TTL + 200);
+      } finally {
+        skewed.stop();
+      }
+    },
+  );
+
+  it('lease - the start of a second holder of a node id fails compare-and-set (NodeIdConflictError)', async () => {
+    const make = (epoch: string) =>
+      new NodeLease({
+        kv: nodes,
+        nodeId: 'n-twin',
+        epoch,
+        url: 'x',
+        leaseTtlMs: TTL,
+        connections: () => 0,
+        log,
+      });
+    // Both read the key, then both write: exactly one wins.
+    const results = await Promise.allSettled([make('t1').start(), make('t2').start()]);
+    const rejected = results.filter((r) => r.status === 'rejected');
+    expect(rejected).toHaveLength(1);
+    expect((rejected[0] as PromiseRejectedResult).reason).toBeInstanceOf(NodeIdConflictError);
   });
 
   it('lease - the heartbeat is one write whatever the user count', async () => {

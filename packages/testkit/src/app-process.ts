@@ -73,6 +73,11 @@ export class AppProcess {
     return app;
   }
 
+  /** Pauses (SIGSTOP) or resumes (SIGCONT) the process: a stalled, not a dead, node. */
+  pause(paused: boolean): void {
+    this.#proc.kill(paused ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   get running(): boolean {
     return this.#proc.exitCode === null && this.#proc.signalCode === null;
   }
