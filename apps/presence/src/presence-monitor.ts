@@ -185,7 +185,10 @@ export class PresenceMonitor {
 
   #onLeaseLost(lost: LeaseLost): void {
     if (!this.#o.isLeader()) return;
-    if (lost.reason !== 'expired') return this.#nodeLost(lost);
+    if (lost.reason !== 'expired') {
+      this.#nodeLost(lost);
+      return;
+    }
     void this.#fence(lost).then(
       (fenced) => {
         if (fenced) this.#nodeLost(lost);
