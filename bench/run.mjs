@@ -183,8 +183,9 @@ async function main() {
   out.secondsPerScenario = timings;
   const file = full ? 'latest.json' : `${names.join('+')}.json`;
   writeFileSync(new URL(file, results), `${JSON.stringify(out, null, 2)}\n`);
-  if (full) await writeReport(out);
+  if (full) await writeReport(out, { readme: false });
   console.log(`\nwrote bench/results/${file} in ${out.durationSeconds} s`);
+  if (full) console.log('`node bench/report.mjs` puts these results into the README');
 }
 
 try {

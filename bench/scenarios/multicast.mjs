@@ -4,7 +4,7 @@
 // time the first request (no queue yet) takes to reach all 1,000 users, and server CPU ms
 // per 1,000 deliveries.
 import {
-  bringUp,
+  bringUpAll,
   measureRun,
   median,
   round,
@@ -17,20 +17,22 @@ import { SYSTEMS } from '../support/systems.mjs';
 export async function run({ quick = false, log = console.log } = {}) {
   const nodes = 4;
   const users = userIds(1_000, 'm');
-  const requests = quick ? 10 : 30;
+  const requests = quick ? 8 : 30;
   const rate = 50;
   const repeats = quick ? 1 : 3;
-  const handles = {};
+  let handles = {};
   const runs = Object.fromEntries(SYSTEMS.map((s) => [s, []]));
   try {
-    for (const name of SYSTEMS) handles[name] = await bringUp(name, nodes, users);
-    for (const name of SYSTEMS) {
-      await warmUp(handles[name].system, handles[name].receivers, {
-        rate: 400,
-        users,
-        tag: `mc-${name}`,
-      });
-    }
+    handles = await bringUpAll(SYSTEMS, nodes, users);
+    await Promise.all(
+      SYSTEMS.map((name) =>
+        warmUp(handles[name].system, handles[name].receivers, {
+          rate: 400,
+          users,
+          tag: `mc-${name}`,
+        }),
+      ),
+    );
     for (let rep = 0; rep < repeats; rep++) {
       for (const name of SYSTEMS.map((_, i) => SYSTEMS[(i + rep) % SYSTEMS.length])) {
         const r = await measureRun(handles[name].system, handles[name].receivers, {

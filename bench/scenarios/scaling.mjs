@@ -21,8 +21,8 @@ export function settings({ quick, rate, repeats }) {
     rate: rate ?? 400,
     users: 400,
     repeats: repeats ?? (quick ? 1 : 3),
-    sendSeconds: quick ? 2.5 : 5,
-    idleMs: quick ? 750 : 2_000,
+    sendSeconds: quick ? 2 : 5,
+    idleMs: quick ? 500 : 2_000,
     warmCount: quick ? 400 : 800,
   };
 }
@@ -117,18 +117,21 @@ export async function run({
   }
 
   for (const n of nodes) {
-    const handles = {};
+    let handles = {};
     try {
-      for (const name of SYSTEMS) handles[name] = await bringUp(name, n, users, startOptions(name));
-      for (const name of SYSTEMS) {
-        const ok = await warmUp(handles[name].system, handles[name].receivers, {
-          rate: s.rate,
-          users,
-          count: s.warmCount,
-          tag: `${name}-${n}`,
-        });
-        if (!ok) log(`  warning: ${name} N=${n} lost messages during warm-up`);
-      }
+      handles = await bringUpAll(SYSTEMS, n, users, startOptions);
+      // Warm-ups run together (they are not measured): JIT, connections, every user once.
+      await Promise.all(
+        SYSTEMS.map(async (name) => {
+          const ok = await warmUp(handles[name].system, handles[name].receivers, {
+            rate: s.rate,
+            users,
+            count: s.warmCount,
+            tag: `${name}-${n}`,
+          });
+          if (!ok) log(`  warning: ${name} N=${n} lost messages during warm-up`);
+        }),
+      );
       const runs = Object.fromEntries(SYSTEMS.map((name) => [name, []]));
       for (let rep = 0; rep < s.repeats; rep++) {
         // Interleaved, and the order rotates, so drift on this shared machine spreads evenly.

@@ -43,7 +43,7 @@ async function snapshot(system, memDir) {
 }
 
 export async function run({ quick = false, log = console.log } = {}) {
-  const clients = quick ? 5_000 : 10_000;
+  const clients = quick ? 4_000 : 10_000;
   const users = userIds(clients, 'c');
   const results = [];
   for (const name of ['limit-socketio-emit', ...SYSTEMS]) {

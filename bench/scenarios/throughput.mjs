@@ -3,41 +3,40 @@
 // missing and the schedule kept (achieved ≥ 95% of offered). A bounded step search: the
 // systems are measured in turn at each step; a system leaves the search at its first
 // failing step (retried once, since this machine is shared).
-import {
-  bringUp,
-  measureRun,
-  round,
-  sleep,
-  tearDown,
-  userIds,
-  warmUp,
-} from '../support/harness.mjs';
+import { bringUpAll, measureRun, round, tearDown, userIds, warmUp } from '../support/harness.mjs';
+import { sleep } from '../support/procs.mjs';
 import { SYSTEMS } from '../support/systems.mjs';
 
-const STEPS = [400, 800, 1200, 1600, 2000, 2400, 3200, 4000, 4800, 6400];
+const STEPS = [400, 800, 1200, 1600, 2400, 3200, 4000, 4800, 6400, 8000, 9600, 12800];
+const QUICK_STEPS = [1000, 2000, 4000, 6400, 9600];
 const P99_LIMIT_MS = 50;
 
 export async function run({ quick = false, log = console.log } = {}) {
   const nodes = 2;
   const users = userIds(400, 't');
   const stepSeconds = quick ? 1.5 : 3;
-  const handles = {};
-  const steps = [];
+  const steps = quick ? QUICK_STEPS : STEPS;
+  const attempts = 2;
+  let handles = {};
+  const trace = [];
   const best = {};
   try {
-    for (const name of SYSTEMS) handles[name] = await bringUp(name, nodes, users);
-    for (const name of SYSTEMS)
-      await warmUp(handles[name].system, handles[name].receivers, {
-        rate: 400,
-        users,
-        tag: `tp-${name}`,
-      });
+    handles = await bringUpAll(SYSTEMS, nodes, users);
+    await Promise.all(
+      SYSTEMS.map((name) =>
+        warmUp(handles[name].system, handles[name].receivers, {
+          rate: 400,
+          users,
+          tag: `tp-${name}`,
+        }),
+      ),
+    );
     const alive = new Set(SYSTEMS);
-    for (const rate of STEPS) {
+    for (const rate of steps) {
       for (const name of SYSTEMS) {
         if (!alive.has(name)) continue;
         let pass = false;
-        for (let attempt = 1; attempt <= 2 && !pass; attempt++) {
+        for (let attempt = 1; attempt <= attempts && !pass; attempt++) {
           const r = await measureRun(handles[name].system, handles[name].receivers, {
             rate,
             count: Math.round(rate * stepSeconds),
@@ -46,7 +45,7 @@ export async function run({ quick = false, log = console.log } = {}) {
             tailMs: 2_000,
           });
           pass = r.valid && r.p99Ms < P99_LIMIT_MS && r.achievedRate >= 0.95 * rate;
-          steps.push({
+          trace.push({
             system: name,
             offeredRate: rate,
             attempt,
@@ -75,12 +74,12 @@ export async function run({ quick = false, log = console.log } = {}) {
     users: users.length,
     stepSeconds,
     criterion: `p99 < ${P99_LIMIT_MS} ms, no message missing, achieved >= 95% of offered`,
-    steps: STEPS,
+    steps,
     results: SYSTEMS.map((system) => ({
       system,
       maxRate: best[system] ?? null,
-      capped: best[system] === STEPS.at(-1),
+      capped: best[system] === steps.at(-1),
     })),
-    trace: steps,
+    trace,
   };
 }

@@ -297,3 +297,16 @@ export async function tearDown({ system, receivers }) {
   await receivers?.close();
   await system.stop();
 }
+
+/** Starts several systems at once; on a failure, stops those that did start and throws. */
+export async function bringUpAll(names, nodes, users, optionsFor = () => ({})) {
+  const settled = await Promise.allSettled(
+    names.map((name) => bringUp(name, nodes, users, optionsFor(name))),
+  );
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) {
+    for (const s of settled) if (s.status === 'fulfilled') await tearDown(s.value);
+    throw failed.reason;
+  }
+  return Object.fromEntries(names.map((name, i) => [name, settled[i].value]));
+}
