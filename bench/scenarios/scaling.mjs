@@ -5,6 +5,7 @@
 // received/sent, POST-to-receipt p50/p99. The limits are measured once at the same rate.
 import {
   bringUp,
+  bringUpAll,
   measureRun,
   median,
   round,
