@@ -1,34 +1,45 @@
 /**
  * Delivery — emits one NATS delivery to this node's local sockets and says per user how
  * many connections it reached (and, when an ack was asked, how many confirmed).
+ *
+ * Without ack (the common case) the Socket.IO packet is built once per delivery, with the
+ * message's data spliced in as the sender's JSON text, and the same string is written to
+ * every target socket's transport: no parse of the data, no encode per socket.
  */
-import type { DeliveryEnvelope, UserDelivery } from '@switchboard/protocol/delivery';
+import type { Delivery } from '@switchboard/protocol/delivery';
 import type { MessageMeta } from '@switchboard/protocol/socket';
 import type { LocalSockets } from './local-sockets.js';
 
 /** The part of a Socket.IO socket that delivery uses. */
 export type Emitter = {
   id: string;
-  emit(event: string, ...args: unknown[]): boolean;
+  /** The Engine.IO transport: a Socket.IO packet written here reaches the client as emitted. */
+  conn: { readyState: string; write(packet: string): unknown };
   timeout(ms: number): { emit(event: string, ...args: unknown[]): boolean };
 };
 
-/** Emits without waiting: counts the connections reached. */
-export function deliverNow(
-  sockets: LocalSockets<Emitter>,
-  env: DeliveryEnvelope,
-): Record<string, UserDelivery> {
-  const meta: MessageMeta = { id: env.id, sentAt: env.sentAt };
-  const results: Record<string, UserDelivery> = {};
-  for (const userId of env.userIds) {
-    let connections = 0;
-    for (const s of sockets.get(userId)) {
-      s.emit(env.event, env.data, meta);
-      connections++;
+/**
+ * The Socket.IO v5 protocol EVENT packet for the default namespace (`2` + the JSON array
+ * of event and arguments), exactly what `socket.emit(event, data, meta)` would encode.
+ */
+export function eventPacket(d: Delivery): string {
+  return `2[${JSON.stringify(d.event)},${d.dataJson},{"id":${JSON.stringify(d.id)},"sentAt":${d.sentAt}}]`;
+}
+
+/** Writes without waiting; returns the connections reached per user, in `userIds` order. */
+export function deliverNow(sockets: LocalSockets<Emitter>, d: Delivery): number[] {
+  const packet = eventPacket(d);
+  const reached = new Array<number>(d.userIds.length);
+  for (let i = 0; i < d.userIds.length; i++) {
+    let n = 0;
+    for (const s of sockets.get(d.userIds[i]!)) {
+      if (s.conn.readyState !== 'open') continue;
+      s.conn.write(packet);
+      n++;
     }
-    results[userId] = { connections };
+    reached[i] = n;
   }
-  return results;
+  return reached;
 }
 
 /**
@@ -37,22 +48,23 @@ export function deliverNow(
  */
 export async function deliverWithAck(
   sockets: LocalSockets<Emitter>,
-  env: DeliveryEnvelope & { ackTimeoutMs: number },
-): Promise<Record<string, UserDelivery>> {
-  const meta: MessageMeta = { id: env.id, sentAt: env.sentAt };
-  const results: Record<string, UserDelivery> = {};
+  d: Delivery & { ackTimeoutMs: number },
+): Promise<{ connections: number[]; acked: number[] }> {
+  const meta: MessageMeta = { id: d.id, sentAt: d.sentAt };
+  const data: unknown = JSON.parse(d.dataJson);
+  const connections = new Array<number>(d.userIds.length).fill(0);
+  const acked = new Array<number>(d.userIds.length).fill(0);
   await Promise.all(
-    env.userIds.map(
-      (userId) =>
+    d.userIds.map(
+      (userId, i) =>
         new Promise<void>((resolve) => {
           const targets = [...sockets.get(userId)];
-          const result: UserDelivery = { connections: targets.length, acked: 0 };
-          results[userId] = result;
+          connections[i] = targets.length;
           if (targets.length === 0) return resolve();
           let pending = targets.length;
           for (const s of targets) {
-            s.timeout(env.ackTimeoutMs).emit(env.event, env.data, meta, (err: unknown) => {
-              if (!err) result.acked = (result.acked ?? 0) + 1;
+            s.timeout(d.ackTimeoutMs).emit(d.event, data, meta, (err: unknown) => {
+              if (!err) acked[i]! += 1;
               pending--;
               if (!err || pending === 0) resolve();
             });
@@ -60,5 +72,5 @@ export async function deliverWithAck(
         }),
     ),
   );
-  return results;
+  return { connections, acked };
 }

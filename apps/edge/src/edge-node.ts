@@ -32,8 +32,9 @@ import { NodeIdConflictError, NodeLease } from '@switchboard/presence-registry/n
 import { UserRegistrar } from '@switchboard/presence-registry/user-registrar';
 import {
   BroadcastEnvelope,
-  DeliveryEnvelope,
-  type NodeReply,
+  type Delivery,
+  decodeDelivery,
+  encodeNodeReply,
 } from '@switchboard/protocol/delivery';
 import {
   type ClientToServerEvents,
@@ -275,37 +276,43 @@ export class EdgeNode {
   async #onDelivery(msg: Msg): Promise<void> {
     // An empty request is a start-up probe from a process that wants this node id.
     if (msg.data.length === 0) {
-      msg.respond(encoder.encode(JSON.stringify({ nodeId: this.nodeId, epoch: this.epoch })));
+      msg.respond(JSON.stringify({ nodeId: this.nodeId, epoch: this.epoch }));
       return;
     }
-    let env: DeliveryEnvelope;
+    let d: Delivery;
     try {
-      env = DeliveryEnvelope.parse(msg.json());
+      d = decodeDelivery(msg.data);
     } catch (err) {
       this.#o.log.warn({ err, subject: msg.subject }, 'malformed delivery');
-      msg.respond(encoder.encode(JSON.stringify({ error: 'malformed delivery' })));
+      msg.respond(JSON.stringify({ error: 'malformed delivery' }));
       return;
     }
     const sockets = this.#sockets as unknown as LocalSockets<Emitter>;
-    let results: NodeReply['results'];
+    let reply: string;
     try {
-      results =
-        env.ackTimeoutMs === undefined
-          ? deliverNow(sockets, env)
-          : await deliverWithAck(sockets, env as DeliveryEnvelope & { ackTimeoutMs: number });
+      if (d.ackTimeoutMs === undefined) {
+        const connections = deliverNow(sockets, d);
+        reply = encodeNodeReply({ nodeId: this.nodeId, epoch: this.epoch, connections });
+      } else {
+        const { connections, acked } = await deliverWithAck(
+          sockets,
+          d as Delivery & { ackTimeoutMs: number },
+        );
+        reply = encodeNodeReply({ nodeId: this.nodeId, epoch: this.epoch, connections, acked });
+      }
     } catch (err) {
-      // Socket.IO throws on reserved event names; the push API refuses them first.
-      this.#o.log.error({ err, event: env.event }, 'delivery failed');
-      msg.respond(encoder.encode(JSON.stringify({ error: 'delivery failed' })));
+      // Socket.IO throws on reserved event names (the push API refuses them first); the
+      // data of an acked delivery is parsed here.
+      this.#o.log.error({ err, event: d.event, id: d.id }, 'delivery failed');
+      msg.respond(JSON.stringify({ error: 'delivery failed' }));
       return;
     }
-    this.#metrics.deliveries.inc(env.userIds.length);
-    const reply: NodeReply = { nodeId: this.nodeId, epoch: this.epoch, results };
+    this.#metrics.deliveries.inc(d.userIds.length);
     try {
-      msg.respond(encoder.encode(JSON.stringify(reply)));
+      msg.respond(reply);
     } catch (err) {
       // Over max_payload (or NATS gone): the push API times out and treats it as undelivered.
-      this.#o.log.error({ err, users: env.userIds.length }, 'could not answer a delivery');
+      this.#o.log.error({ err, users: d.userIds.length }, 'could not answer a delivery');
     }
   }
 

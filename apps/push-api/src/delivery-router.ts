@@ -1,31 +1,54 @@
 /**
- * DeliveryRouter — the push API's core. It resolves recipients to nodes with one KV read
- * each (pipelined), sends one NATS request per owning node with all of that node's
- * recipients, and decides per recipient: delivered, fallback (durably queued) or dropped.
+ * DeliveryRouter — the push API's core. It resolves recipients to nodes (from the
+ * in-memory presence mirror when it can vouch, else one KV read each, pipelined), sends one
+ * NATS request per owning node with all of that node's recipients, and decides per
+ * recipient: delivered, fallback (durably queued) or dropped.
  *
- * A dead node answers at once with "no responders"; a slow one is cut off after
- * `nodeTimeoutMs` (or `ackTimeoutMs + ackGraceMs` when an ack was asked). Either way its
- * recipients are treated as undelivered.
+ * The node's reply is the truth: a recipient the mirror routed that no node reached is
+ * read again from KV, and delivered to any live node the mirror did not know yet, before
+ * it is called offline. A dead node answers at once with "no responders"; a slow one is
+ * cut off after `nodeTimeoutMs` (or `ackTimeoutMs + ackGraceMs` when an ack was asked).
+ * Either way its recipients are treated as undelivered.
+ *
+ * Per single-recipient send, on the hot path: one NATS request and its reply; no
+ * presence read (mirror), no status write of its own (records are batched).
  */
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { RequestMux } from '@switchboard/nats/request-mux';
 import { recordStatus } from '@switchboard/nats/status-stream';
+import type { PresenceMirror } from '@switchboard/presence-registry/presence-mirror';
 import type { PresenceReader } from '@switchboard/presence-registry/presence-reader';
-import { NodeReply } from '@switchboard/protocol/delivery';
+import {
+  decodeNodeReply,
+  deliveryHead,
+  deliveryOverheadBytes,
+  encodeDelivery,
+} from '@switchboard/protocol/delivery';
 import type {
   FallbackNotification,
   RecipientResult,
   SendMessageRequest,
   UndeliveredReason,
 } from '@switchboard/protocol/message';
+import type { SendRecord } from '@switchboard/protocol/status';
 import { nodeSubject } from '@switchboard/protocol/subjects';
 import type { Logger } from 'pino';
 import type { FallbackQueue } from './fallback-queue.js';
 import type { RouterMetrics } from './metrics.js';
 
+/** Where send records go: batched into few stream messages (see StatusBatcher). */
+export type StatusSink = { add(record: SendRecord): void };
+
 export type DeliveryRouterOptions = {
   nc: NatsConnection;
+  /** Request/reply to the nodes (no error allocated per successful request). */
+  requests: RequestMux;
   presence: PresenceReader;
+  /** In-memory presence; without it every recipient is read from KV. */
+  mirror?: PresenceMirror;
   fallback: FallbackQueue;
+  /** Send records; without it each is published on its own. */
+  status?: StatusSink;
   log: Logger;
   nodeTimeoutMs: number;
   ackGraceMs: number;
@@ -37,12 +60,13 @@ export type DeliveryRouterOptions = {
 export type OutgoingMessage = Omit<SendMessageRequest, 'to' | 'id'> & { id: string; to: string[] };
 
 type Reached = { connections: number; acked: number };
+type Delivered = { reached: Map<string, Reached>; unreachable: Set<string> };
 
-const encoder = new TextEncoder();
 /** NATS' default max_payload, when the server did not say. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 const ENVELOPE_SLACK_BYTES = 16 * 1024;
-const REPLY_BYTES_PER_USER = 48;
+/** A bound of one user in a node's reply: `c` and `a` counts with their commas. */
+const REPLY_BYTES_PER_USER = 16;
 /** A generous bound of one recipient in a send record (id, outcome, node ids). */
 const STATUS_BYTES_PER_RECIPIENT = 1024;
 
@@ -92,63 +116,97 @@ export class DeliveryRouter {
    */
   async send(message: OutgoingMessage): Promise<RecipientResult[]> {
     const sentAt = Date.now();
-    // The payload is serialized once; only the recipient list differs per request.
-    const head = `{"id":${JSON.stringify(message.id)},"event":${JSON.stringify(message.event)},"sentAt":${sentAt},"data":${JSON.stringify(message.data ?? null)}${message.ack ? `,"ackTimeoutMs":${message.ackTimeoutMs}` : ''},"userIds":`;
+    // The data is serialized once; only the recipient list differs per request.
+    const dataJson = JSON.stringify(message.data ?? null);
+    const head = deliveryHead({
+      id: message.id,
+      event: message.event,
+      sentAt,
+      ...(message.ack ? { ackTimeoutMs: message.ackTimeoutMs } : {}),
+    });
     const maxPayload = this.#o.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
-    const headBytes = Buffer.byteLength(head);
+    const fixedBytes = Buffer.byteLength(head) + Buffer.byteLength(dataJson);
     // Room for the recipients here, and for the notification in a fallback message.
-    if (headBytes + ENVELOPE_SLACK_BYTES > maxPayload)
-      throw new MessageTooLargeError(headBytes, maxPayload);
+    if (fixedBytes + ENVELOPE_SLACK_BYTES > maxPayload)
+      throw new MessageTooLargeError(fixedBytes, maxPayload);
 
-    const recipients = [...new Set(message.to)];
-    const byNode = new Map<string, string[]>();
-    for (const view of await this.#o.presence.lookupMany(recipients)) {
-      for (const node of view.nodes) {
-        const users = byNode.get(node.nodeId);
-        if (users) users.push(view.userId);
-        else byNode.set(node.nodeId, [view.userId]);
-      }
-    }
-    // One request per node, split only when its recipient list would exceed max_payload;
-    // the reply carries `"<id>":{"connections":n,"acked":n}` per user: budget for it too.
-    const requests: Array<[string, string[]]> = [];
-    for (const [nodeId, users] of byNode) {
-      for (const chunk of chunkByBytes(users, maxPayload - headBytes - 1, REPLY_BYTES_PER_USER)) {
-        requests.push([nodeId, chunk]);
-      }
-    }
-
-    const { reached, unreachable } = await this.#deliver(message, head, byNode, requests);
-    const results = this.#outcomes(message, recipients, reached, unreachable);
+    const recipients = message.to.length === 1 ? message.to : [...new Set(message.to)];
+    const { byNode, mirrored } = await this.#route(recipients);
+    const budget = maxPayload - fixedBytes - 2;
+    const delivered = await this.#deliver(message, head, dataJson, byNode, budget);
+    if (mirrored.length > 0)
+      await this.#recheck(message, head, dataJson, byNode, mirrored, delivered, budget);
+    const results = this.#outcomes(message, recipients, delivered);
     if (message.fallback) {
       const undelivered = results.flatMap((r, i) => (r.status === 'delivered' ? [] : [i]));
-      await this.#enqueueFallbacks(message, message.fallback, sentAt, results, undelivered);
+      if (undelivered.length > 0)
+        await this.#enqueueFallbacks(message, message.fallback, sentAt, results, undelivered);
     }
     this.#record(message, sentAt, maxPayload, byNode, results);
     return results;
   }
 
   /**
-   * Sends the requests in parallel and sums what the nodes answered. With acks, a recipient
-   * is settled by its first acking node: the answer does not wait for a node whose devices
-   * stay silent once every recipient is settled.
+   * Recipients grouped by live node: from the mirror where it vouches for a user with a
+   * live node, else from KV. `mirrored`: the users routed by the mirror alone.
+   */
+  async #route(
+    recipients: readonly string[],
+  ): Promise<{ byNode: Map<string, string[]>; mirrored: string[] }> {
+    const { mirror, presence } = this.#o;
+    const byNode = new Map<string, string[]>();
+    const mirrored: string[] = [];
+    let misses: string[] | undefined;
+    for (const userId of recipients) {
+      const nodes = mirror?.nodes(userId);
+      const alive = nodes === undefined ? undefined : presence.aliveNodeIds(nodes);
+      if (alive === undefined || alive.length === 0) {
+        (misses ??= []).push(userId);
+        continue;
+      }
+      mirrored.push(userId);
+      for (const nodeId of alive) addTo(byNode, nodeId, userId);
+    }
+    if (misses) {
+      for (const view of await presence.lookupMany(misses)) {
+        for (const node of view.nodes) addTo(byNode, node.nodeId, view.userId);
+      }
+    }
+    return { byNode, mirrored };
+  }
+
+  /**
+   * Sends one request per node (split only past max_payload) in parallel and sums what
+   * the nodes answered. With acks, a recipient is settled by its first acking node: the
+   * answer does not wait for a node whose devices stay silent once every recipient is
+   * settled.
    */
   #deliver(
     message: OutgoingMessage,
     head: string,
+    dataJson: string,
     byNode: Map<string, string[]>,
-    requests: Array<[string, string[]]>,
-  ): Promise<{ reached: Map<string, Reached>; unreachable: Set<string> }> {
-    const reached = new Map<string, Reached>();
-    const unreachable = new Set<string>();
+    budget: number,
+    into?: Delivered,
+  ): Promise<Delivered> {
+    const out: Delivered = into ?? { reached: new Map(), unreachable: new Set() };
+    const { reached, unreachable } = out;
     const timeout = message.ack ? message.ackTimeoutMs + this.#o.ackGraceMs : this.#o.nodeTimeoutMs;
+    const requests: Array<[string, string[]]> = [];
     const nodesLeft = new Map<string, number>();
-    for (const users of byNode.values()) {
+    for (const [nodeId, users] of byNode) {
       for (const u of users) nodesLeft.set(u, (nodesLeft.get(u) ?? 0) + 1);
+      if (deliveryOverheadBytes(users) + users.length * REPLY_BYTES_PER_USER <= budget) {
+        requests.push([nodeId, users]);
+        continue;
+      }
+      // The reply carries counts per user: budget for it too.
+      for (const chunk of chunkByBytes(users, budget, REPLY_BYTES_PER_USER))
+        requests.push([nodeId, chunk]);
     }
     let unsettled = nodesLeft.size;
     return new Promise((resolve) => {
-      const done = () => resolve({ reached, unreachable });
+      const done = () => resolve(out);
       let outstanding = requests.length;
       if (outstanding === 0) return done();
       const settle = (userId: string) => {
@@ -157,19 +215,20 @@ export class DeliveryRouter {
         if (--unsettled === 0) done();
       };
       for (const [nodeId, users] of requests) {
-        this.#o.nc
-          .request(nodeSubject(nodeId), encoder.encode(`${head}${JSON.stringify(users)}}`), {
-            timeout,
-          })
+        this.#o.requests
+          .request(nodeSubject(nodeId), encodeDelivery(head, users, dataJson), timeout)
           .then((msg) => {
-            const reply = NodeReply.parse(msg.json());
+            const reply = decodeNodeReply(msg.data, users.length);
             this.#o.metrics?.nodeRequests.inc({ outcome: 'ok' });
-            for (const [userId, r] of Object.entries(reply.results)) {
-              const sum = reached.get(userId) ?? { connections: 0, acked: 0 };
-              sum.connections += r.connections;
-              sum.acked += r.acked ?? 0;
-              reached.set(userId, sum);
-              if (message.ack && sum.acked > 0) settle(userId);
+            for (let i = 0; i < users.length; i++) {
+              const userId = users[i]!;
+              const sum = reached.get(userId);
+              const acked = reply.acked?.[i] ?? 0;
+              if (sum) {
+                sum.connections += reply.connections[i]!;
+                sum.acked += acked;
+              } else reached.set(userId, { connections: reply.connections[i]!, acked });
+              if (message.ack && (reached.get(userId)?.acked ?? 0) > 0) settle(userId);
             }
           })
           .catch((err: unknown) => {
@@ -189,28 +248,75 @@ export class DeliveryRouter {
     });
   }
 
+  /**
+   * The mirror may be a moment behind: recipients it routed that no node reached (and
+   * whose nodes all answered) are read from KV, and delivered to the live nodes not yet
+   * asked, before anyone calls them offline.
+   */
+  async #recheck(
+    message: OutgoingMessage,
+    head: string,
+    dataJson: string,
+    byNode: Map<string, string[]>,
+    mirrored: string[],
+    delivered: Delivered,
+    budget: number,
+  ): Promise<void> {
+    const missed = mirrored.filter(
+      (u) => (delivered.reached.get(u)?.connections ?? 0) === 0 && !delivered.unreachable.has(u),
+    );
+    if (missed.length === 0) return;
+    const asked = new Map<string, Set<string>>();
+    const missedSet = new Set(missed);
+    for (const [nodeId, users] of byNode) {
+      for (const u of users) {
+        if (!missedSet.has(u)) continue;
+        let nodes = asked.get(u);
+        if (!nodes) asked.set(u, (nodes = new Set()));
+        nodes.add(nodeId);
+      }
+    }
+    let views: Awaited<ReturnType<PresenceReader['lookupMany']>>;
+    try {
+      views = await this.#o.presence.lookupMany(missed);
+    } catch (err) {
+      this.#o.log.warn({ err, users: missed.length }, 'presence re-read failed');
+      for (const u of missed) delivered.unreachable.add(u);
+      return;
+    }
+    const again = new Map<string, string[]>();
+    for (const view of views) {
+      for (const node of view.nodes) {
+        if (!asked.get(view.userId)?.has(node.nodeId)) addTo(again, node.nodeId, view.userId);
+      }
+    }
+    this.#o.metrics?.rechecks.inc(missed.length);
+    if (again.size === 0) return;
+    for (const [nodeId, users] of again) for (const u of users) addTo(byNode, nodeId, u);
+    await this.#deliver(message, head, dataJson, again, budget, delivered);
+  }
+
   /** Delivered (with the connections reached, or that acked), else dropped with a reason. */
   #outcomes(
     message: OutgoingMessage,
-    recipients: string[],
-    reached: Map<string, Reached>,
-    unreachable: Set<string>,
+    recipients: readonly string[],
+    d: Delivered,
   ): RecipientResult[] {
     return recipients.map((userId) => {
-      const r = reached.get(userId);
+      const r = d.reached.get(userId);
       const count = message.ack ? (r?.acked ?? 0) : (r?.connections ?? 0);
       if (count > 0) return { userId, status: 'delivered', connections: count };
       const reason: UndeliveredReason =
         r && r.connections > 0
           ? 'ack-timeout'
-          : unreachable.has(userId)
+          : d.unreachable.has(userId)
             ? 'node-unavailable'
             : 'offline';
       return { userId, status: 'dropped', reason };
     });
   }
 
-  /** Metrics and the message's status records (split like deliveries, under max_payload). */
+  /** Metrics and the message's send record (split for huge multicasts). */
   #record(
     message: OutgoingMessage,
     sentAt: number,
@@ -220,26 +326,35 @@ export class DeliveryRouter {
   ): void {
     const metrics = this.#o.metrics;
     if (metrics) {
-      // Counted per outcome, not per recipient: a 10,000-recipient multicast is a few incs.
-      const counts = new Map<string, number>();
-      for (const r of results) {
-        const k = `${r.status}|${r.reason ?? ''}`;
-        counts.set(k, (counts.get(k) ?? 0) + 1);
-      }
-      for (const [k, n] of counts) {
-        const [status, reason] = k.split('|') as [string, string];
-        metrics.recipients.inc({ status, reason }, n);
+      if (results.length === 1) {
+        const r = results[0]!;
+        metrics.recipients.inc({ status: r.status, reason: r.reason ?? '' });
+      } else {
+        // Counted per outcome, not per recipient: a 10,000-recipient multicast is a few incs.
+        const counts = new Map<string, number>();
+        for (const r of results) {
+          const k = `${r.status}|${r.reason ?? ''}`;
+          counts.set(k, (counts.get(k) ?? 0) + 1);
+        }
+        for (const [k, n] of counts) {
+          const [status, reason] = k.split('|') as [string, string];
+          metrics.recipients.inc({ status, reason }, n);
+        }
       }
       metrics.sendSeconds.observe((Date.now() - sentAt) / 1000);
     }
     const nodesOf = new Map<string, string[]>();
     for (const [nodeId, users] of byNode) {
-      for (const u of users) nodesOf.set(u, [...(nodesOf.get(u) ?? []), nodeId]);
+      for (const u of users) {
+        const list = nodesOf.get(u);
+        if (list) list.push(nodeId);
+        else nodesOf.set(u, [nodeId]);
+      }
     }
     const records = results.map((r) => ({ ...r, nodes: nodesOf.get(r.userId) ?? [] }));
     const perRecord = Math.max(1, Math.floor((maxPayload - 4096) / STATUS_BYTES_PER_RECIPIENT));
     for (let i = 0; i < records.length; i += perRecord) {
-      recordStatus(this.#o.nc, {
+      const record: SendRecord = {
         kind: 'send',
         id: message.id,
         event: message.event,
@@ -247,10 +362,11 @@ export class DeliveryRouter {
         finishedAt: Date.now(),
         ack: message.ack,
         recipients: records.slice(i, i + perRecord),
-      });
+      };
+      if (this.#o.status) this.#o.status.add(record);
+      else recordStatus(this.#o.nc, record);
     }
   }
-
   /**
    * Hands the undelivered recipients to the fallback stream. A recipient whose hand-off
    * failed even after the queue's retries is reported `dropped` with `fallback-failed`:
@@ -292,4 +408,10 @@ export class DeliveryRouter {
     const n = Math.min(this.#o.fallbackConcurrency ?? 256, indexes.length);
     await Promise.all(Array.from({ length: n }, worker));
   }
+}
+
+function addTo(map: Map<string, string[]>, key: string, value: string): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }

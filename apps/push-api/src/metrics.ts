@@ -17,6 +17,11 @@ export function createRouterMetrics(registry: Registry) {
       labelNames: ['outcome'],
       registers: [registry],
     }),
+    rechecks: new Counter({
+      name: 'switchboard_push_presence_rechecks_total',
+      help: 'Recipients the presence mirror routed that no node reached, read again from KV',
+      registers: [registry],
+    }),
     sendSeconds: new Histogram({
       name: 'switchboard_push_send_seconds',
       help: 'Time to route one message, from presence lookup to the last outcome',

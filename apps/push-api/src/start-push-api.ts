@@ -11,7 +11,9 @@ import {
   openDevicesBucket,
   openIdempotencyBucket,
 } from '@switchboard/nats/provision';
+import { RequestMux } from '@switchboard/nats/request-mux';
 import { openPresenceReader } from '@switchboard/presence-registry/open-reader';
+import { PresenceMirror } from '@switchboard/presence-registry/presence-mirror';
 import type { SendMessageResponse } from '@switchboard/protocol/message';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
@@ -34,16 +36,20 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
     const health = new ConnectionHealth(nc);
     await ensureFallbackStream(nc, { replicas: config.nats.replicas });
     await ensureStatusStream(nc, { replicas: config.nats.replicas });
-    const { leases, reader } = await openPresenceReader(nc, {
+    const { buckets, leases, reader } = await openPresenceReader(nc, {
       replicas: config.nats.replicas,
       leaseTtlMs: config.leaseTtlMs,
       log,
     });
+    const mirror = await PresenceMirror.create({ kv: buckets.users, log });
+    const requests = new RequestMux(nc);
     const registry = createMetricsRegistry('push-api');
     const router = new DeliveryRouter({
       metrics: createRouterMetrics(registry),
       nc,
+      requests,
       presence: reader,
+      mirror,
       fallback: new FallbackQueue(nc, { retryMs: config.fallbackRetryMs }),
       log,
       nodeTimeoutMs: config.nodeTimeoutMs,
@@ -66,7 +72,11 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
       registry,
       readiness: { nats: () => health.connected },
     });
-    app.addHook('onClose', async () => leases.stop());
+    app.addHook('onClose', async () => {
+      requests.close();
+      mirror.stop();
+      leases.stop();
+    });
     await app.listen({ port: config.port, host: config.host });
     const { port } = app.server.address() as AddressInfo;
     return {

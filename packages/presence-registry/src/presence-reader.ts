@@ -45,6 +45,15 @@ export class PresenceReader {
     return out;
   }
 
+  /** The ids of the nodes in `nodes` whose lease is alive with the same epoch. No I/O. */
+  aliveNodeIds(nodes: UserEntry['nodes']): string[] {
+    const out: string[] = [];
+    for (const nodeId in nodes) {
+      if (this.#o.leases.isAlive(nodeId, nodes[nodeId]!.epoch)) out.push(nodeId);
+    }
+    return out;
+  }
+
   /** Filters a stored entry down to the nodes that are alive with the entry's epoch. */
   view(userId: string, entry: UserEntry | null, now?: number): PresenceView {
     const nodes: PresenceView['nodes'] = [];

@@ -1,32 +1,138 @@
-/** What the push API and the edge nodes exchange on `push.v1.node.<nodeId>`. */
+/**
+ * What the push API and the edge nodes exchange on `push.v1.node.<nodeId>`: a compact,
+ * versioned encoding with one encoder and one decoder, used by both ends. No schema
+ * library on this hop: it is internal, on the per-message path, and both ends are ours.
+ *
+ * Request (v1): `<header JSON>\n<data JSON>`
+ *   header: `{"v":1,"id":"…","event":"…","sentAt":<ms>,["ack":<ms>,]"u":["<userId>",…]}`
+ *   data:   the message's `data` as the sender's JSON text, passed through untouched: the
+ *           edge never parses it for a plain delivery, it splices it into the one
+ *           Socket.IO packet it writes to every socket.
+ * Reply (v1): `{"v":1,"n":"<nodeId>","e":"<epoch>","c":[<connections>,…][,"a":[<acked>,…]]}`
+ *   `c` and `a` are per user, in the order of the request's `u`.
+ * An empty request is a probe (see EdgeNode): the reply is `{"nodeId","epoch"}`.
+ */
 import { z } from 'zod';
 
+export const DELIVERY_VERSION = 1;
+
+/** The request does not follow the wire format. */
+export class DeliveryDecodeError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'DeliveryDecodeError';
+  }
+}
+
 /** One message for the listed users on one node; ack is asked when `ackTimeoutMs` is set. */
-export const DeliveryEnvelope = z.object({
-  id: z.string(),
-  event: z.string(),
-  data: z.unknown(),
-  sentAt: z.number(),
-  userIds: z.array(z.string()).min(1),
-  ackTimeoutMs: z.number().int().positive().optional(),
-});
-export type DeliveryEnvelope = z.infer<typeof DeliveryEnvelope>;
+export type Delivery = {
+  id: string;
+  event: string;
+  sentAt: number;
+  ackTimeoutMs?: number;
+  userIds: string[];
+  /** The message's data as JSON text. */
+  dataJson: string;
+};
 
 /** Per user: connections the message was emitted to, and how many acked (ack asked). */
-export const UserDelivery = z.object({
-  connections: z.number().int().nonnegative(),
-  acked: z.number().int().nonnegative().optional(),
-});
-export type UserDelivery = z.infer<typeof UserDelivery>;
+export type UserDelivery = { connections: number; acked?: number };
 
-export const NodeReply = z.object({
-  nodeId: z.string(),
-  epoch: z.string(),
-  results: z.record(z.string(), UserDelivery),
-});
-export type NodeReply = z.infer<typeof NodeReply>;
+export type NodeReply = {
+  nodeId: string;
+  epoch: string;
+  /** Per user of the request, in its order. */
+  connections: number[];
+  acked?: number[];
+};
 
-/** A message for every connected user, on `push.v1.broadcast`. */
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const NEWLINE = 0x0a;
+
+/**
+ * The part of a request shared by every node it goes to: everything but the recipients.
+ * Pair with {@link encodeDelivery}.
+ */
+export function deliveryHead(m: {
+  id: string;
+  event: string;
+  sentAt: number;
+  ackTimeoutMs?: number;
+}): string {
+  const ack = m.ackTimeoutMs === undefined ? '' : `,"ack":${m.ackTimeoutMs}`;
+  return `{"v":${DELIVERY_VERSION},"id":${JSON.stringify(m.id)},"event":${JSON.stringify(m.event)},"sentAt":${m.sentAt}${ack},"u":`;
+}
+
+/** The request bytes for `userIds`; `dataJson` is `JSON.stringify(data ?? null)`. */
+export function encodeDelivery(
+  head: string,
+  userIds: readonly string[],
+  dataJson: string,
+): Uint8Array {
+  return encoder.encode(`${head}${JSON.stringify(userIds)}}\n${dataJson}`);
+}
+
+/** Bytes of a request beyond its head and data: the recipients' JSON and the separators. */
+export function deliveryOverheadBytes(userIds: readonly string[]): number {
+  return Buffer.byteLength(JSON.stringify(userIds)) + 2;
+}
+
+/** Parses a request; throws {@link DeliveryDecodeError} naming what is wrong. */
+export function decodeDelivery(bytes: Uint8Array): Delivery {
+  const split = bytes.indexOf(NEWLINE);
+  if (split < 0) throw new DeliveryDecodeError('no data part');
+  let h: Record<string, unknown>;
+  try {
+    h = JSON.parse(decoder.decode(bytes.subarray(0, split))) as Record<string, unknown>;
+  } catch (err) {
+    throw new DeliveryDecodeError('header is not JSON', { cause: err });
+  }
+  if (h === null || typeof h !== 'object') throw new DeliveryDecodeError('header is not an object');
+  if (h.v !== DELIVERY_VERSION) throw new DeliveryDecodeError(`unsupported version ${String(h.v)}`);
+  const { id, event, sentAt, ack, u } = h;
+  if (typeof id !== 'string' || typeof event !== 'string' || typeof sentAt !== 'number')
+    throw new DeliveryDecodeError('id, event and sentAt are required');
+  if (!Array.isArray(u) || u.length === 0 || !u.every((x) => typeof x === 'string'))
+    throw new DeliveryDecodeError('u must be a non-empty list of user ids');
+  if (ack !== undefined && (typeof ack !== 'number' || !(ack > 0)))
+    throw new DeliveryDecodeError('ack must be a positive number of milliseconds');
+  const dataJson = decoder.decode(bytes.subarray(split + 1));
+  if (dataJson.length === 0) throw new DeliveryDecodeError('data is empty');
+  const d: Delivery = { id, event, sentAt, userIds: u as string[], dataJson };
+  if (ack !== undefined) d.ackTimeoutMs = ack as number;
+  return d;
+}
+
+/** The reply's JSON text. */
+export function encodeNodeReply(r: NodeReply): string {
+  const acked = r.acked ? `,"a":${JSON.stringify(r.acked)}` : '';
+  return `{"v":${DELIVERY_VERSION},"n":${JSON.stringify(r.nodeId)},"e":${JSON.stringify(r.epoch)},"c":${JSON.stringify(r.connections)}${acked}}`;
+}
+
+const isCounts = (x: unknown, n: number): x is number[] =>
+  Array.isArray(x) && x.length === n && x.every((c) => typeof c === 'number' && c >= 0);
+
+/** Parses a reply to a request for `users` recipients; throws {@link DeliveryDecodeError}. */
+export function decodeNodeReply(bytes: Uint8Array, users: number): NodeReply {
+  let r: Record<string, unknown>;
+  try {
+    r = JSON.parse(decoder.decode(bytes)) as Record<string, unknown>;
+  } catch (err) {
+    throw new DeliveryDecodeError('reply is not JSON', { cause: err });
+  }
+  if (r === null || typeof r !== 'object' || r.v !== DELIVERY_VERSION)
+    throw new DeliveryDecodeError(`unsupported reply ${JSON.stringify(r).slice(0, 200)}`);
+  if (typeof r.n !== 'string' || typeof r.e !== 'string' || !isCounts(r.c, users))
+    throw new DeliveryDecodeError('reply needs n, e and c with one count per user');
+  if (r.a !== undefined && !isCounts(r.a, users))
+    throw new DeliveryDecodeError('reply a needs one count per user');
+  const reply: NodeReply = { nodeId: r.n, epoch: r.e, connections: r.c };
+  if (r.a !== undefined) reply.acked = r.a as number[];
+  return reply;
+}
+
+/** A message for every connected user, on `push.v1.broadcast` (not on the per-message path). */
 export const BroadcastEnvelope = z.object({
   id: z.string(),
   event: z.string(),

@@ -71,6 +71,8 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
         body: SendMessageRequest,
         response: { 200: SendMessageResponse, ...errors },
       },
+      // The response is built here from typed results: plain JSON, no second validation.
+      serializerCompiler: () => (data) => JSON.stringify(data),
     },
     async (req, reply) => {
       if (!opts.ready()) throw notReady();

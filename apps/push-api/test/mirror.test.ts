@@ -1,0 +1,117 @@
+/**
+ * The push API routes from an in-memory presence mirror; the node's reply stays the
+ * truth. A mirror frozen on old state (as one that lags would be) must cost at most a KV
+ * read, never a wrong outcome.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { RequestMux } from '@switchboard/nats/request-mux';
+import { openPresenceReader } from '@switchboard/presence-registry/open-reader';
+import { PresenceMirror } from '@switchboard/presence-registry/presence-mirror';
+import { collect } from '@switchboard/testkit/socket-client';
+import { waitFor } from '@switchboard/testkit/wait-for';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeliveryRouter } from '../src/delivery-router.js';
+import { FallbackQueue } from '../src/fallback-queue.js';
+import { log, Stack } from './support/stack.js';
+
+describe('presence mirror', () => {
+  let stack: Stack;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    stack = await Stack.start({ edges: 2 });
+    nc = await stack.connect('mirror-test');
+  });
+  afterAll(() => stack?.close());
+
+  const frozenRouter = async () => {
+    const { buckets, leases, reader } = await openPresenceReader(nc, {
+      replicas: 1,
+      leaseTtlMs: stack.leaseTtlMs,
+      log,
+    });
+    const mirror = await PresenceMirror.create({ kv: buckets.users, log });
+    // Frozen: it keeps what it loaded and never hears of a change.
+    mirror.stop();
+    const requests = new RequestMux(nc);
+    const router = new DeliveryRouter({
+      nc,
+      requests,
+      presence: reader,
+      mirror,
+      fallback: new FallbackQueue(nc),
+      log,
+      nodeTimeoutMs: 1_000,
+      ackGraceMs: 500,
+    });
+    return {
+      mirror,
+      router,
+      close: () => {
+        requests.close();
+        leases.stop();
+      },
+    };
+  };
+
+  it('mirror - holds online users only and answers from memory when caught up', async () => {
+    const alive = await stack.client('mirror-online', 0);
+    const gone = await stack.client('mirror-gone', 1);
+    gone.close();
+    await waitFor(async () => {
+      const res = await stack.post('/v1/messages', { to: 'mirror-gone', event: 'x' });
+      return (await res.json()).results[0].reason === 'offline';
+    });
+    const { mirror, close } = await frozenRouter();
+    try {
+      expect(mirror.caughtUp).toBe(true);
+      expect(mirror.nodes('mirror-online')).toMatchObject({ 'edge-1': { connections: 1 } });
+      expect(mirror.nodes('mirror-gone')).toBeUndefined();
+    } finally {
+      close();
+      alive.close();
+    }
+  });
+
+  it('mirror - a user who moved to another node since the mirror last heard is still delivered (KV re-read), on the new node only', async () => {
+    const first = await stack.client('mover', 0);
+    const { router, close } = await frozenRouter();
+    try {
+      first.close();
+      const second = collect(await stack.client('mover', 1));
+      const results = await router.send({
+        id: 'moved-1',
+        to: ['mover'],
+        event: 'dm.new',
+        data: { n: 1 },
+        ack: false,
+        ackTimeoutMs: 5_000,
+      });
+      expect(results).toEqual([{ userId: 'mover', status: 'delivered', connections: 1 }]);
+      await waitFor(() => second.length === 1);
+    } finally {
+      close();
+    }
+  });
+
+  it('mirror - a user who left since the mirror last heard is offline (confirmed in KV), not delivered', async () => {
+    const socket = await stack.client('leaver', 0);
+    const { router, close } = await frozenRouter();
+    try {
+      socket.close();
+      await waitFor(async () => {
+        const res = await stack.post('/v1/messages', { to: 'leaver', event: 'x' });
+        return (await res.json()).results[0].reason === 'offline';
+      });
+      const results = await router.send({
+        id: 'left-1',
+        to: ['leaver'],
+        event: 'dm.new',
+        ack: false,
+        ackTimeoutMs: 5_000,
+      });
+      expect(results).toEqual([{ userId: 'leaver', status: 'dropped', reason: 'offline' }]);
+    } finally {
+      close();
+    }
+  });
+});
