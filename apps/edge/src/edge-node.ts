@@ -34,7 +34,9 @@ import {
   BroadcastEnvelope,
   type Delivery,
   decodeDelivery,
+  encodeLegacyNodeReply,
   encodeNodeReply,
+  type NodeReply,
 } from '@switchboard/protocol/delivery';
 import {
   type ClientToServerEvents,
@@ -64,7 +66,6 @@ export type EdgeNodeOptions = {
   registry: Registry;
 };
 
-const encoder = new TextEncoder();
 /** Longest wait for closed clients' disconnect handlers during a drain. */
 const DRAIN_DISCONNECT_TIMEOUT_MS = 5_000;
 /** Longest a handshake waits for the user's presence write before `connect_error` unavailable. */
@@ -279,7 +280,7 @@ export class EdgeNode {
       msg.respond(JSON.stringify({ nodeId: this.nodeId, epoch: this.epoch }));
       return;
     }
-    let d: Delivery;
+    let d: Delivery & { legacy?: true };
     try {
       d = decodeDelivery(msg.data);
     } catch (err) {
@@ -290,16 +291,15 @@ export class EdgeNode {
     const sockets = this.#sockets as unknown as LocalSockets<Emitter>;
     let reply: string;
     try {
-      if (d.ackTimeoutMs === undefined) {
-        const connections = deliverNow(sockets, d);
-        reply = encodeNodeReply({ nodeId: this.nodeId, epoch: this.epoch, connections });
-      } else {
-        const { connections, acked } = await deliverWithAck(
-          sockets,
-          d as Delivery & { ackTimeoutMs: number },
-        );
-        reply = encodeNodeReply({ nodeId: this.nodeId, epoch: this.epoch, connections, acked });
-      }
+      const outcome: NodeReply =
+        d.ackTimeoutMs === undefined
+          ? { nodeId: this.nodeId, epoch: this.epoch, connections: deliverNow(sockets, d) }
+          : {
+              nodeId: this.nodeId,
+              epoch: this.epoch,
+              ...(await deliverWithAck(sockets, d as Delivery & { ackTimeoutMs: number })),
+            };
+      reply = d.legacy ? encodeLegacyNodeReply(d.userIds, outcome) : encodeNodeReply(outcome);
     } catch (err) {
       // Socket.IO throws on reserved event names (the push API refuses them first); the
       // data of an acked delivery is parsed here.

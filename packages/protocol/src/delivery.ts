@@ -11,6 +11,10 @@
  * Reply (v1): `{"v":1,"n":"<nodeId>","e":"<epoch>","c":[<connections>,…][,"a":[<acked>,…]]}`
  *   `c` and `a` are per user, in the order of the request's `u`.
  * An empty request is a probe (see EdgeNode): the reply is `{"nodeId","epoch"}`.
+ *
+ * Upgrades: edges also accept the format before v1 (one JSON object with `userIds` and
+ * `data`, answered with `{nodeId, epoch, results: {<userId>: {connections, acked?}}}`),
+ * so a rolling deploy upgrades the edges first, then the push APIs.
  */
 import { z } from 'zod';
 
@@ -78,10 +82,14 @@ export function deliveryOverheadBytes(userIds: readonly string[]): number {
   return Buffer.byteLength(JSON.stringify(userIds)) + 2;
 }
 
-/** Parses a request; throws {@link DeliveryDecodeError} naming what is wrong. */
-export function decodeDelivery(bytes: Uint8Array): Delivery {
+/**
+ * Parses a request; throws {@link DeliveryDecodeError} naming what is wrong. `legacy` is
+ * set on a request in the format before v1, which must be answered with
+ * {@link encodeLegacyNodeReply}.
+ */
+export function decodeDelivery(bytes: Uint8Array): Delivery & { legacy?: true } {
   const split = bytes.indexOf(NEWLINE);
-  if (split < 0) throw new DeliveryDecodeError('no data part');
+  if (split < 0) return decodeLegacyDelivery(bytes);
   let h: Record<string, unknown>;
   try {
     h = JSON.parse(decoder.decode(bytes.subarray(0, split))) as Record<string, unknown>;
@@ -102,6 +110,46 @@ export function decodeDelivery(bytes: Uint8Array): Delivery {
   const d: Delivery = { id, event, sentAt, userIds: u as string[], dataJson };
   if (ack !== undefined) d.ackTimeoutMs = ack as number;
   return d;
+}
+
+function decodeLegacyDelivery(bytes: Uint8Array): Delivery & { legacy: true } {
+  let e: Record<string, unknown>;
+  try {
+    e = JSON.parse(decoder.decode(bytes)) as Record<string, unknown>;
+  } catch (err) {
+    throw new DeliveryDecodeError('no data part, and not a JSON request either', { cause: err });
+  }
+  const { id, event, sentAt, userIds, ackTimeoutMs, data } = e ?? {};
+  if (typeof id !== 'string' || typeof event !== 'string' || typeof sentAt !== 'number')
+    throw new DeliveryDecodeError('id, event and sentAt are required');
+  if (
+    !Array.isArray(userIds) ||
+    userIds.length === 0 ||
+    !userIds.every((x) => typeof x === 'string')
+  )
+    throw new DeliveryDecodeError('userIds must be a non-empty list of user ids');
+  const d: Delivery & { legacy: true } = {
+    id,
+    event,
+    sentAt,
+    userIds: userIds as string[],
+    dataJson: JSON.stringify(data ?? null),
+    legacy: true,
+  };
+  if (typeof ackTimeoutMs === 'number' && ackTimeoutMs > 0) d.ackTimeoutMs = ackTimeoutMs;
+  return d;
+}
+
+/** The reply to a request in the format before v1. */
+export function encodeLegacyNodeReply(userIds: readonly string[], r: NodeReply): string {
+  const results: Record<string, UserDelivery> = {};
+  userIds.forEach((u, i) => {
+    results[u] =
+      r.acked === undefined
+        ? { connections: r.connections[i]! }
+        : { connections: r.connections[i]!, acked: r.acked[i]! };
+  });
+  return JSON.stringify({ nodeId: r.nodeId, epoch: r.epoch, results });
 }
 
 /** The reply's JSON text. */
