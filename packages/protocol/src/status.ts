@@ -25,6 +25,20 @@ export const SendRecord = z.object({
 });
 export type SendRecord = z.infer<typeof SendRecord>;
 
+export const STATUS_BATCH_VERSION = 1;
+
+/**
+ * Many send records in one stream message on `status.v1.batch.<second>`: the records of
+ * the messages whose id (a UUIDv7) carries a time in that second, as flushed together by
+ * one push API process (`StatusBatcher`). JSON: `{"v":1,"records":[<SendRecord>,...]}`.
+ * A reader keeps the records with its id; a batch with another `v` is skipped.
+ */
+export const StatusBatch = z.object({
+  v: z.literal(STATUS_BATCH_VERSION),
+  records: z.array(SendRecord),
+});
+export type StatusBatch = z.infer<typeof StatusBatch>;
+
 /** The OS push worker's record of one device attempt (or of the message's end). */
 export const ProviderRecord = z.object({
   kind: z.literal('provider'),

@@ -17,8 +17,10 @@ export const Subjects = {
   fallbackPrefix: 'push.v1.fallback',
   /** Prefix of the dead-letter stream's subjects. */
   dlqPrefix: 'push.v1.dlq',
-  /** Prefix of the message status stream's subjects. */
+  /** Prefix of the message status stream's per-message subjects. */
   statusPrefix: 'status.v1.message',
+  /** Prefix of the status stream's batch subjects (`status.v1.batch.<second>`). */
+  statusBatchPrefix: 'status.v1.batch',
 } as const;
 
 export const Buckets = {
@@ -58,4 +60,12 @@ export function dlqSubject(userId: string): string {
 export function statusSubject(messageId: string, userId?: string): string {
   const base = `${Subjects.statusPrefix}.${encodeUserKey(messageId)}`;
   return userId === undefined ? `${base}.send` : `${base}.user.${encodeUserKey(userId)}`;
+}
+
+/**
+ * `status.v1.batch.<second>`: the batches of send records whose message id (a UUIDv7)
+ * carries a time in that Unix second, whichever process wrote them.
+ */
+export function statusBatchSubject(second: number): string {
+  return `${Subjects.statusBatchPrefix}.${second}`;
 }
