@@ -10,6 +10,7 @@ import {
   SendMessageRequest,
   SendMessageResponse,
 } from '@switchboard/protocol/message';
+import { newMessageId } from '@switchboard/protocol/message-id';
 import { Subjects } from '@switchboard/protocol/subjects';
 import { z } from 'zod';
 import { type DeliveryRouter, MessageTooLargeError } from '../delivery-router.js';
@@ -108,7 +109,7 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
           );
         }
       }
-      const id = body.id ?? randomUUID();
+      const id = body.id ?? newMessageId();
       let response: SendMessageResponse;
       try {
         const results = await opts.router.send({
