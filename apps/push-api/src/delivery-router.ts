@@ -36,7 +36,10 @@ import type { Logger } from 'pino';
 import type { FallbackQueue } from './fallback-queue.js';
 import type { RouterMetrics } from './metrics.js';
 
-/** Where send records go: batched into few stream messages (see StatusBatcher). */
+/**
+ * Where the send records of plain deliveries go: batched into few stream messages (see
+ * StatusBatcher). Sends with fallbacks are recorded one by one.
+ */
 export type StatusSink = { add(record: SendRecord): void };
 
 export type DeliveryRouterOptions = {
@@ -352,6 +355,7 @@ export class DeliveryRouter {
       }
     }
     const records = results.map((r) => ({ ...r, nodes: nodesOf.get(r.userId) ?? [] }));
+    const plain = results.every((r) => r.status !== 'fallback');
     const perRecord = Math.max(1, Math.floor((maxPayload - 4096) / STATUS_BYTES_PER_RECIPIENT));
     for (let i = 0; i < records.length; i += perRecord) {
       const record: SendRecord = {
@@ -363,7 +367,9 @@ export class DeliveryRouter {
         ack: message.ack,
         recipients: records.slice(i, i + perRecord),
       };
-      if (this.#o.status) this.#o.status.add(record);
+      // Plain deliveries are batched; a send with fallbacks (already a JetStream write per
+      // recipient) is recorded at once, so its record precedes what OS push records.
+      if (this.#o.status && plain) this.#o.status.add(record);
       else recordStatus(this.#o.nc, record);
     }
   }

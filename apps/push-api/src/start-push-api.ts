@@ -12,6 +12,7 @@ import {
   openIdempotencyBucket,
 } from '@switchboard/nats/provision';
 import { RequestMux } from '@switchboard/nats/request-mux';
+import { StatusBatcher } from '@switchboard/nats/status-stream';
 import { openPresenceReader } from '@switchboard/presence-registry/open-reader';
 import { PresenceMirror } from '@switchboard/presence-registry/presence-mirror';
 import type { SendMessageResponse } from '@switchboard/protocol/message';
@@ -43,6 +44,7 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
     });
     const mirror = await PresenceMirror.create({ kv: buckets.users, log });
     const requests = new RequestMux(nc);
+    const status = new StatusBatcher({ nc, log });
     const registry = createMetricsRegistry('push-api');
     const router = new DeliveryRouter({
       metrics: createRouterMetrics(registry),
@@ -50,6 +52,7 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
       requests,
       presence: reader,
       mirror,
+      status,
       fallback: new FallbackQueue(nc, { retryMs: config.fallbackRetryMs }),
       log,
       nodeTimeoutMs: config.nodeTimeoutMs,
@@ -73,6 +76,8 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
       readiness: { nats: () => health.connected },
     });
     app.addHook('onClose', async () => {
+      // Records of sends that finished are written before the connection goes.
+      await status.stop();
       requests.close();
       mirror.stop();
       leases.stop();
