@@ -3,6 +3,7 @@
 // (bench/results/*.svg, vega-lite rendered headless by vega's `view.toSVG()`) and the
 // README's `## Performance` section between its bench markers. `node bench/report.mjs`
 // redoes all three from the last full run; `npm run bench` calls it at the end.
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as vega from 'vega';
@@ -192,7 +193,44 @@ function reading(out) {
   return lines.join(' ');
 }
 
-export function markdown(out, { forReadme = false } = {}) {
+/** The profile's top functions per role, compactly, when `--profile` has been run. */
+function profileSummary(profile, forReadme) {
+  if (!profile) return '';
+  const short = (where) => where.replace(/^node_modules\//, '').replace(/^apps\/|^packages\//, '');
+  const lines = [
+    `**Where the time goes** (\`node bench/run.mjs --profile\`, N = ${profile.nodes.join(', ')}, ${profile.settings.rate} messages/s; self time inside the send window, top functions per role with their share of the role's sampled time; full tables in [profile.md](${forReadme ? 'bench/results/profile.md' : 'profile.md'})):`,
+    '',
+    '| system | role | CPU ms / 1k | top self time |',
+    '| --- | --- | ---: | --- |',
+  ];
+  for (const s of profile.systems) {
+    for (const r of s.roles) {
+      const top = r.top
+        .slice(0, 4)
+        .map(
+          (f) =>
+            `${f.function}${f.where ? ` (${short(f.where)})` : ''} ${(f.share * 100).toFixed(0)}%`,
+        )
+        .join(', ');
+      lines.push(`| ${s.system} | ${r.role} | ${f(s.cpuMsPer1k.byRole[r.role], 0)} | ${top} |`);
+    }
+    if (s.cpuMsPer1k.byRole.broker !== undefined)
+      lines.push(
+        `| ${s.system} | broker | ${f(s.cpuMsPer1k.byRole.broker, 0)} | (not a Node process) |`,
+      );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function readProfile() {
+  try {
+    return JSON.parse(readFileSync(new URL('profile.json', results), 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+export function markdown(out, { forReadme = false, profile = readProfile() } = {}) {
   const img = (name, alt) =>
     forReadme ? `![${alt}](bench/results/${name}.svg)` : `![${alt}](${name}.svg)`;
   const machine = `${out.machine.cores} cores (${out.machine.cpuModel}), Node ${out.versions.node}, socket.io ${out.versions['socket.io']}, nats-server ${out.versions['nats-server']}, redis-server ${out.versions['redis-server']}`;
@@ -224,6 +262,7 @@ export function markdown(out, { forReadme = false } = {}) {
       );
     }
   }
+  lines.push(profileSummary(profile, forReadme));
   lines.push(otherTables(out));
   if (out.throughput || out.multicast)
     lines.push(
@@ -359,10 +398,20 @@ async function charts(out) {
   return files;
 }
 
+/** Markdown as Biome formats it, so that `npm run lint` stays clean on the README. */
+function formatMarkdown(text) {
+  const biome = fileURLToPath(new URL('../node_modules/.bin/biome', import.meta.url));
+  return execFileSync(biome, ['format', '--stdin-file-path=performance.md'], {
+    input: text,
+    encoding: 'utf8',
+  });
+}
+
 /** Replaces (or inserts, before `## Repository map`) the README's Performance section. */
 export function updateReadme(out) {
   const readme = readFileSync(readmeUrl, 'utf8');
-  const section = `${START}\n## Performance\n\n${markdown(out, { forReadme: true })}${END}`;
+  const body = formatMarkdown(`## Performance\n\n${markdown(out, { forReadme: true })}`);
+  const section = `${START}\n${body.trimEnd()}\n${END}`;
   let next;
   const a = readme.indexOf(START);
   const b = readme.indexOf(END);
@@ -378,7 +427,7 @@ export function updateReadme(out) {
 export async function writeReport(out, { readme = true } = {}) {
   for (const [name, text] of Object.entries(await charts(out)))
     writeFileSync(new URL(`${name}.svg`, results), text);
-  writeFileSync(new URL('latest.md', results), markdown(out));
+  writeFileSync(new URL('latest.md', results), formatMarkdown(markdown(out)));
   if (readme) updateReadme(out);
 }
 

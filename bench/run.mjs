@@ -135,46 +135,56 @@ async function main() {
   for (const name of names) {
     const started = Date.now();
     console.log(`\n# ${name}${opts.quick ? ' (quick)' : ''}`);
-    if (name === 'scaling') {
-      const { run } = await import('./scenarios/scaling.mjs');
-      const r = await run({
-        quick: opts.quick,
-        nodes: opts.nodes,
-        rate: opts.rate,
-        repeats: opts.repeats,
-        log,
-      });
-      out.scalingSettings = r.settings;
-      out.scaling = r.scaling;
-      out.scalingRatios = scalingRatios(r.scaling);
-      out.limits = r.limits;
-      console.log(`\n${scalingTable(r.scaling)}`);
-    } else if (name === 'throughput') {
-      out.throughput = await (await import('./scenarios/throughput.mjs')).run({
-        quick: opts.quick,
-        log,
-      });
-    } else if (name === 'multicast') {
-      out.multicast = await (await import('./scenarios/multicast.mjs')).run({
-        quick: opts.quick,
-        log,
-      });
-    } else if (name === 'storm') {
-      const r = await (await import('./scenarios/storm.mjs')).run({ quick: opts.quick, log });
-      out.connectionStorm = {
-        clients: r.clients,
-        clientProcesses: r.clientProcesses,
-        inFlight: r.inFlight,
-        results: r.results.map(({ memory, ...rest }) => rest),
-      };
-      out.idleMemory = {
-        clients: r.clients,
-        method: r.memoryMethod,
-        results: r.results.map((x) => ({ system: x.system, connected: x.connected, ...x.memory })),
-      };
-    } else {
-      out.existing ??= {};
-      out.existing[name] = await runExisting(name, opts.quick);
+    try {
+      if (name === 'scaling') {
+        const { run } = await import('./scenarios/scaling.mjs');
+        const r = await run({
+          quick: opts.quick,
+          nodes: opts.nodes,
+          rate: opts.rate,
+          repeats: opts.repeats,
+          log,
+        });
+        out.scalingSettings = r.settings;
+        out.scaling = r.scaling;
+        out.scalingRatios = scalingRatios(r.scaling);
+        out.limits = r.limits;
+        console.log(`\n${scalingTable(r.scaling)}`);
+      } else if (name === 'throughput') {
+        out.throughput = await (await import('./scenarios/throughput.mjs')).run({
+          quick: opts.quick,
+          log,
+        });
+      } else if (name === 'multicast') {
+        out.multicast = await (await import('./scenarios/multicast.mjs')).run({
+          quick: opts.quick,
+          log,
+        });
+      } else if (name === 'storm') {
+        const r = await (await import('./scenarios/storm.mjs')).run({ quick: opts.quick, log });
+        out.connectionStorm = {
+          clients: r.clients,
+          clientProcesses: r.clientProcesses,
+          inFlight: r.inFlight,
+          results: r.results.map(({ memory, ...rest }) => rest),
+        };
+        out.idleMemory = {
+          clients: r.clients,
+          method: r.memoryMethod,
+          results: r.results.map((x) => ({
+            system: x.system,
+            connected: x.connected,
+            ...x.memory,
+          })),
+        };
+      } else {
+        out.existing ??= {};
+        out.existing[name] = await runExisting(name, opts.quick);
+      }
+    } catch (err) {
+      // One broken scenario does not throw away the others' results.
+      console.error(`${name} failed:`, err);
+      out.errors = { ...out.errors, [name]: String(err?.stack ?? err).slice(0, 2000) };
     }
     timings[name] = Math.round((Date.now() - started) / 1000);
     console.log(`(${name}: ${timings[name]} s)`);
@@ -186,6 +196,7 @@ async function main() {
   if (full) await writeReport(out, { readme: false });
   console.log(`\nwrote bench/results/${file} in ${out.durationSeconds} s`);
   if (full) console.log('`node bench/report.mjs` puts these results into the README');
+  if (out.errors) throw new Error(`scenarios failed: ${Object.keys(out.errors).join(', ')}`);
 }
 
 try {

@@ -27,7 +27,20 @@ let started = 0;
  * Resolves with `{ name, kind, nodes, nodeUrls, sendUrl, processes: [{ role, label, pid }],
  * stop() }`.
  */
-export async function startSystem(name, { nodes = 1, nodeArgs = () => [], env = {} } = {}) {
+export async function startSystem(name, options = {}) {
+  // freePort() hands out a port that was free a moment ago; with several systems starting
+  // at once (and other test runs on this machine) one may be taken meanwhile: start again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(name, options);
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE|address already in use/i.test(String(err?.message)))
+        throw err;
+    }
+  }
+}
+
+function startOnce(name, { nodes = 1, nodeArgs = () => [], env = {} }) {
   switch (name) {
     case 'switchboard':
       return startSwitchboard(nodes, nodeArgs, env);
