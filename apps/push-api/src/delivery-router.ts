@@ -331,7 +331,7 @@ export class DeliveryRouter {
     if (metrics) {
       if (results.length === 1) {
         const r = results[0]!;
-        metrics.recipients.inc({ status: r.status, reason: r.reason ?? '' });
+        metrics.recipientsOf(r.status, r.reason).inc();
       } else {
         // Counted per outcome, not per recipient: a 10,000-recipient multicast is a few incs.
         const counts = new Map<string, number>();

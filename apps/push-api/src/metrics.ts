@@ -4,13 +4,23 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 export type RouterMetrics = ReturnType<typeof createRouterMetrics>;
 
 export function createRouterMetrics(registry: Registry) {
+  const recipients = new Counter({
+    name: 'switchboard_push_recipients_total',
+    help: 'Recipients by outcome: delivered, fallback, dropped (with the reason when undelivered)',
+    labelNames: ['status', 'reason'],
+    registers: [registry],
+  });
+  // The labelled children, kept: a send does not hash label values.
+  const children = new Map<string, ReturnType<typeof recipients.labels>>();
   return {
-    recipients: new Counter({
-      name: 'switchboard_push_recipients_total',
-      help: 'Recipients by outcome: delivered, fallback, dropped (with the reason when undelivered)',
-      labelNames: ['status', 'reason'],
-      registers: [registry],
-    }),
+    recipients,
+    /** The counter child of one outcome. */
+    recipientsOf(status: string, reason = '') {
+      const key = `${status}|${reason}`;
+      let child = children.get(key);
+      if (!child) children.set(key, (child = recipients.labels(status, reason)));
+      return child;
+    },
     nodeRequests: new Counter({
       name: 'switchboard_push_node_requests_total',
       help: 'Requests to edge nodes: ok, or failed (no responders, timeout)',

@@ -32,10 +32,13 @@ export const Limits = {
 
 const utf8 = new TextEncoder();
 
+/** UTF-8 length, without encoding when the string is short enough to fit whatever it holds. */
+const fitsUtf8 = (s: string, max: number) => s.length * 3 <= max || utf8.encode(s).length <= max;
+
 export const UserId = z
   .string()
   .min(1, 'user id must not be empty')
-  .refine((s) => utf8.encode(s).length <= MAX_USER_ID_BYTES, {
+  .refine((s) => fitsUtf8(s, MAX_USER_ID_BYTES), {
     message: `user id must be at most ${MAX_USER_ID_BYTES} bytes`,
   });
 
