@@ -184,6 +184,11 @@ function reading(out) {
         `Switchboard's cost at N = ${last.nodes} by role (CPU ms per 1,000): ${roles.map(([k, v]) => `${k} ${f(v, 0)}`).join(', ')}.`,
       );
     }
+    const all = ratios.flatMap((r) => [r.vsClassic, r.vsSharded]).filter((x) => x !== null);
+    if (all.length > 0 && all.every((x) => x > 1))
+      lines.push(
+        'Switchboard costs more server CPU per message than both Redis designs at every N measured here: it reads presence, waits for the owning edge to answer and stores a status record (three NATS operations, one a JetStream write, against one Redis publish). The profile below shows where the time goes; [docs/performance.md](docs/performance.md#reading-the-results) reads these results role by role.',
+      );
     const invalid = out.scaling.filter((r) => !r.valid);
     if (invalid.length > 0)
       lines.push(
@@ -200,7 +205,7 @@ function profileSummary(profile, forReadme) {
   const lines = [
     `**Where the time goes** (\`node bench/run.mjs --profile\`, N = ${profile.nodes.join(', ')}, ${profile.settings.rate} messages/s; self time inside the send window, top functions per role with their share of the role's sampled time; full tables in [profile.md](${forReadme ? 'bench/results/profile.md' : 'profile.md'})):`,
     '',
-    '| system | role | CPU ms / 1k | top self time |',
+    '| system | role | CPU ms / 1k (profiled run) | top self time |',
     '| --- | --- | ---: | --- |',
   ];
   for (const s of profile.systems) {
