@@ -5,7 +5,7 @@
 // this runs before anything is installed.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,21 +29,70 @@ export function ensureNode() {
   }
 }
 
+const sleepSync = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+const isAlive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Runs `fn` holding `.install.lock` at the repository root, so that two commands started
+ * together (a test run and a bench) never run `npm ci` over each other. A lock left by a
+ * process that is gone is taken over.
+ */
+function withInstallLock(fn) {
+  const lock = join(root, '.install.lock');
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+      const holder = Number(readFileSync(lock, 'utf8'));
+      if (!holder || !isAlive(holder)) {
+        rmSync(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        console.error(`✗ another install (pid ${holder}) holds ${lock} for over 10 minutes`);
+        process.exit(1);
+      }
+      sleepSync(500);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
 export function ensureDependencies() {
   const lock = join(root, 'package-lock.json');
   const stamp = join(root, 'node_modules', '.switchboard-lock-hash');
   const want = existsSync(lock)
     ? createHash('sha256').update(readFileSync(lock)).digest('hex')
     : 'no-lock';
-  const have = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
-  if (have === want && existsSync(join(root, 'node_modules', '.bin', 'turbo'))) return;
-  console.log('• installing npm dependencies…');
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  run(
-    npm,
-    existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'],
-  );
-  writeFileSync(stamp, `${want}\n`);
+  const current = () =>
+    (existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '') === want &&
+    existsSync(join(root, 'node_modules', '.bin', 'turbo'));
+  if (current()) return;
+  withInstallLock(() => {
+    // Another command may have installed while this one waited for the lock.
+    if (current()) return;
+    console.log('• installing npm dependencies…');
+    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+    run(
+      npm,
+      existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'],
+    );
+    writeFileSync(stamp, `${want}\n`);
+  });
 }
 
 export function findNatsServer() {

@@ -73,6 +73,11 @@ export class AppProcess {
     return app;
   }
 
+  /** The process id (for /proc readings in benchmarks). */
+  get pid(): number | undefined {
+    return this.#proc.pid;
+  }
+
   /** Pauses (SIGSTOP) or resumes (SIGCONT) the process: a stalled, not a dead, node. */
   pause(paused: boolean): void {
     this.#proc.kill(paused ? 'SIGSTOP' : 'SIGCONT');

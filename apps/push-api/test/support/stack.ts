@@ -3,13 +3,15 @@
  * its own NATS connection, as separate processes have) and the push API on real HTTP,
  * all built from their real configs. `close()` closes everything opened here.
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, RequestError } from '@nats-io/transport-node';
 import { loadConfig as loadEdgeConfig } from '@switchboard/edge/config';
 import { type RunningEdge, startEdge } from '@switchboard/edge/start-edge';
+import { nodeSubject } from '@switchboard/protocol/subjects';
 import { http, type TestResponse } from '@switchboard/testkit/http';
 import { NatsCluster, NatsServer } from '@switchboard/testkit/nats-server';
 import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
 import { mintToken } from '@switchboard/testkit/tokens';
+import { waitFor } from '@switchboard/testkit/wait-for';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { type RunningPushApi, startPushApi } from '../../src/start-push-api.js';
@@ -94,9 +96,23 @@ export class Stack {
     return edge;
   }
 
-  /** Cuts edge `i` off NATS without a goodbye: its lease stays until the TTL, requests find no responder. */
+  /**
+   * Cuts edge `i` off NATS without a goodbye: its lease stays until the TTL, requests find
+   * no responder. Resolves once the server has dropped its subscriptions (a probe of its
+   * subject gets "no responders"), as it does at once for a process that died.
+   */
   async crashEdge(i: number): Promise<void> {
-    await this.edges[i]!.nc.close();
+    const edge = this.edges[i]!;
+    await edge.nc.close();
+    const probe = await this.connect('crash-probe');
+    await waitFor(
+      () =>
+        probe.request(nodeSubject(edge.node.nodeId), new Uint8Array(0), { timeout: 200 }).then(
+          () => false,
+          (err: unknown) => err instanceof RequestError && err.isNoResponders(),
+        ),
+      { message: 'the server still routes to the crashed edge' },
+    );
   }
 
   edgeUrl(i: number): string {
