@@ -33,7 +33,8 @@ import { UserRegistrar } from '@switchboard/presence-registry/user-registrar';
 import {
   BroadcastEnvelope,
   type Delivery,
-  decodeDelivery,
+  decodeDeliveries,
+  encodeBatchReply,
   encodeLegacyNodeReply,
   encodeNodeReply,
   type NodeReply,
@@ -280,9 +281,9 @@ export class EdgeNode {
       msg.respond(JSON.stringify({ nodeId: this.nodeId, epoch: this.epoch }));
       return;
     }
-    let d: Delivery & { legacy?: true };
+    let decoded: ReturnType<typeof decodeDeliveries>;
     try {
-      d = decodeDelivery(msg.data);
+      decoded = decodeDeliveries(msg.data);
     } catch (err) {
       this.#o.log.warn({ err, subject: msg.subject }, 'malformed delivery');
       msg.respond(JSON.stringify({ error: 'malformed delivery' }));
@@ -290,29 +291,41 @@ export class EdgeNode {
     }
     const sockets = this.#sockets as unknown as LocalSockets<Emitter>;
     let reply: string;
+    let users = 0;
     try {
-      const outcome: NodeReply =
-        d.ackTimeoutMs === undefined
-          ? { nodeId: this.nodeId, epoch: this.epoch, connections: deliverNow(sockets, d) }
-          : {
-              nodeId: this.nodeId,
-              epoch: this.epoch,
-              ...(await deliverWithAck(sockets, d as Delivery & { ackTimeoutMs: number })),
-            };
-      reply = d.legacy ? encodeLegacyNodeReply(d.userIds, outcome) : encodeNodeReply(outcome);
+      if (decoded.batch) {
+        // Batches carry plain deliveries only: written at once, answered together.
+        const counts = decoded.deliveries.map((d) => {
+          users += d.userIds.length;
+          return deliverNow(sockets, d);
+        });
+        reply = encodeBatchReply(this.nodeId, this.epoch, counts);
+      } else {
+        const d = decoded.deliveries[0]!;
+        users = d.userIds.length;
+        const outcome: NodeReply =
+          d.ackTimeoutMs === undefined
+            ? { nodeId: this.nodeId, epoch: this.epoch, connections: deliverNow(sockets, d) }
+            : {
+                nodeId: this.nodeId,
+                epoch: this.epoch,
+                ...(await deliverWithAck(sockets, d as Delivery & { ackTimeoutMs: number })),
+              };
+        reply = d.legacy ? encodeLegacyNodeReply(d.userIds, outcome) : encodeNodeReply(outcome);
+      }
     } catch (err) {
       // Socket.IO throws on reserved event names (the push API refuses them first); the
       // data of an acked delivery is parsed here.
-      this.#o.log.error({ err, event: d.event, id: d.id }, 'delivery failed');
+      this.#o.log.error({ err }, 'delivery failed');
       msg.respond(JSON.stringify({ error: 'delivery failed' }));
       return;
     }
-    this.#metrics.deliveries.inc(d.userIds.length);
+    this.#metrics.deliveries.inc(users);
     try {
       msg.respond(reply);
     } catch (err) {
       // Over max_payload (or NATS gone): the push API times out and treats it as undelivered.
-      this.#o.log.error({ err, users: d.userIds.length }, 'could not answer a delivery');
+      this.#o.log.error({ err, users }, 'could not answer a delivery');
     }
   }
 

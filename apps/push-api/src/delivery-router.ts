@@ -22,6 +22,7 @@ import {
   decodeNodeReply,
   deliveryHead,
   deliveryOverheadBytes,
+  deliveryText,
   encodeDelivery,
 } from '@switchboard/protocol/delivery';
 import type {
@@ -35,6 +36,7 @@ import { nodeSubject } from '@switchboard/protocol/subjects';
 import type { Logger } from 'pino';
 import type { FallbackQueue } from './fallback-queue.js';
 import type { RouterMetrics } from './metrics.js';
+import { NodeBatcher } from './node-batcher.js';
 
 /**
  * Where the send records of plain deliveries go: batched into few stream messages (see
@@ -107,9 +109,20 @@ export function chunkByBytes(users: string[], budget: number, perUser = 0): stri
 
 export class DeliveryRouter {
   readonly #o: DeliveryRouterOptions;
+  readonly #batcher: NodeBatcher;
 
   constructor(options: DeliveryRouterOptions) {
     this.#o = options;
+    this.#batcher = new NodeBatcher({
+      requests: options.requests,
+      timeoutMs: options.nodeTimeoutMs,
+      maxBytes: () => (options.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - ENVELOPE_SLACK_BYTES,
+    });
+  }
+
+  /** Node requests sent and the deliveries they carried (batches carry several). */
+  get batching(): { requests: number; deliveries: number } {
+    return { requests: this.#batcher.requestsSent, deliveries: this.#batcher.deliveriesSent };
   }
 
   /**
@@ -218,10 +231,17 @@ export class DeliveryRouter {
         if (--unsettled === 0) done();
       };
       for (const [nodeId, users] of requests) {
-        this.#o.requests
-          .request(nodeSubject(nodeId), encodeDelivery(head, users, dataJson), timeout)
-          .then((msg) => {
-            const reply = decodeNodeReply(msg.data, users.length);
+        // Plain deliveries share a NATS message with others for the same node; acked ones
+        // wait on their devices and go alone.
+        const answered: Promise<{ connections: number[]; acked?: number[] }> = message.ack
+          ? this.#o.requests
+              .request(nodeSubject(nodeId), encodeDelivery(head, users, dataJson), timeout)
+              .then((msg) => decodeNodeReply(msg.data, users.length))
+          : this.#batcher
+              .send(nodeId, deliveryText(head, users, dataJson), users.length)
+              .then((connections) => ({ connections }));
+        answered
+          .then((reply) => {
             this.#o.metrics?.nodeRequests.inc({ outcome: 'ok' });
             for (let i = 0; i < users.length; i++) {
               const userId = users[i]!;

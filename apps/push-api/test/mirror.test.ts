@@ -46,6 +46,7 @@ describe('presence mirror', () => {
     return {
       mirror,
       router,
+      requests,
       close: () => {
         requests.close();
         leases.stop();
@@ -110,6 +111,48 @@ describe('presence mirror', () => {
         ackTimeoutMs: 5_000,
       });
       expect(results).toEqual([{ userId: 'leaver', status: 'dropped', reason: 'offline' }]);
+    } finally {
+      close();
+    }
+  });
+
+  it('batching - sends for one node made in the same turn share one NATS request and reply; every outcome stays exact', async () => {
+    const inbox = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => collect(await stack.client(`batched-${i}`, 0))),
+    );
+    const spy = await stack.connect('batch-spy');
+    let nodeRequests = 0;
+    spy.subscribe('push.v1.node.edge-1', {
+      callback: () => {
+        nodeRequests++;
+      },
+    });
+    await spy.flush();
+    const { router, close } = await frozenRouter();
+    try {
+      const sends = Array.from({ length: 60 }, (_, i) =>
+        router.send({
+          id: `b-${i}`,
+          to: [`batched-${i}`],
+          event: 'dm.new',
+          data: { i },
+          ack: false,
+          ackTimeoutMs: 5_000,
+        }),
+      );
+      const results = (await Promise.all(sends)).map((r) => r[0]);
+      expect(results.slice(0, 50).every((r) => r?.status === 'delivered')).toBe(true);
+      // Ten of them have no connection anywhere.
+      expect(
+        results.slice(50).every((r) => r?.status === 'dropped' && r.reason === 'offline'),
+      ).toBe(true);
+      await waitFor(() =>
+        inbox.every((got, i) => got.length === 1 && (got[0]!.data as { i: number }).i === i),
+      );
+      await spy.flush();
+      expect(router.batching.deliveries).toBe(50);
+      expect(router.batching.requests).toBe(1);
+      expect(nodeRequests).toBe(1);
     } finally {
       close();
     }

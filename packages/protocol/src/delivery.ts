@@ -10,6 +10,11 @@
  *           Socket.IO packet it writes to every socket.
  * Reply (v1): `{"v":1,"n":"<nodeId>","e":"<epoch>","c":[<connections>,…][,"a":[<acked>,…]]}`
  *   `c` and `a` are per user, in the order of the request's `u`.
+ * Batch (v1): several requests joined by `\n` (`<header>\n<data>\n<header>\n<data>…`;
+ *   JSON text never holds a raw newline), without ack; the reply is
+ *   `{"v":1,"n","e","b":[[<connections>,…],…]}`, one list per request, in order. The push
+ *   API sends one when several messages for one node are ready in the same event-loop
+ *   turn: one NATS message and one reply for all of them.
  * An empty request is a probe (see EdgeNode): the reply is `{"nodeId","epoch"}`.
  *
  * Upgrades: edges also accept the format before v1 (one JSON object with `userIds` and
@@ -74,12 +79,67 @@ export function encodeDelivery(
   userIds: readonly string[],
   dataJson: string,
 ): Uint8Array {
-  return encoder.encode(`${head}${JSON.stringify(userIds)}}\n${dataJson}`);
+  return encoder.encode(deliveryText(head, userIds, dataJson));
+}
+
+/** The request as text; requests for one node join into a batch with `\n`. */
+export function deliveryText(head: string, userIds: readonly string[], dataJson: string): string {
+  return `${head}${JSON.stringify(userIds)}}\n${dataJson}`;
 }
 
 /** Bytes of a request beyond its head and data: the recipients' JSON and the separators. */
 export function deliveryOverheadBytes(userIds: readonly string[]): number {
   return Buffer.byteLength(JSON.stringify(userIds)) + 2;
+}
+
+/**
+ * Parses a request or a batch (two or more `<header>\n<data>` pairs); throws
+ * {@link DeliveryDecodeError}. A single request (or one in the format before v1) is a list
+ * of one; `batch` tells how to answer.
+ */
+export function decodeDeliveries(bytes: Uint8Array): {
+  deliveries: Array<Delivery & { legacy?: true }>;
+  batch: boolean;
+} {
+  const first = bytes.indexOf(NEWLINE);
+  const second = first < 0 ? -1 : bytes.indexOf(NEWLINE, first + 1);
+  if (second < 0) return { deliveries: [decodeDelivery(bytes)], batch: false };
+  const deliveries: Delivery[] = [];
+  let start = 0;
+  while (start < bytes.length) {
+    const split = bytes.indexOf(NEWLINE, start);
+    if (split < 0) throw new DeliveryDecodeError('batch: a header without data');
+    const end = bytes.indexOf(NEWLINE, split + 1);
+    const stop = end < 0 ? bytes.length : end;
+    deliveries.push(decodeDelivery(bytes.subarray(start, stop)));
+    start = stop + 1;
+  }
+  for (const d of deliveries) {
+    if (d.ackTimeoutMs !== undefined) throw new DeliveryDecodeError('batch: ack is not batched');
+  }
+  return { deliveries, batch: true };
+}
+
+/** The reply to a batch: connections per user, one list per request, in order. */
+export function encodeBatchReply(nodeId: string, epoch: string, counts: number[][]): string {
+  return `{"v":${DELIVERY_VERSION},"n":${JSON.stringify(nodeId)},"e":${JSON.stringify(epoch)},"b":${JSON.stringify(counts)}}`;
+}
+
+/** Parses a batch reply for requests of `users[i]` recipients each. */
+export function decodeBatchReply(bytes: Uint8Array, users: readonly number[]): number[][] {
+  let r: Record<string, unknown>;
+  try {
+    r = JSON.parse(decoder.decode(bytes)) as Record<string, unknown>;
+  } catch (err) {
+    throw new DeliveryDecodeError('reply is not JSON', { cause: err });
+  }
+  const b = r?.b;
+  if (r?.v !== DELIVERY_VERSION || !Array.isArray(b) || b.length !== users.length)
+    throw new DeliveryDecodeError('batch reply needs one count list per request');
+  b.forEach((c, i) => {
+    if (!isCounts(c, users[i]!)) throw new DeliveryDecodeError('batch reply: wrong counts');
+  });
+  return b as number[][];
 }
 
 /**

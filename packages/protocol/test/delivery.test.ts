@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
   DeliveryDecodeError,
+  decodeBatchReply,
+  decodeDeliveries,
   decodeDelivery,
   decodeNodeReply,
   deliveryHead,
+  deliveryText,
+  encodeBatchReply,
   encodeDelivery,
   encodeLegacyNodeReply,
   encodeNodeReply,
@@ -77,5 +81,30 @@ describe('node wire format', () => {
     expect(() => decodeNodeReply(enc.encode('{"error":"malformed delivery"}'), 1)).toThrow(
       DeliveryDecodeError,
     );
+  });
+
+  it('batch - requests joined by newlines decode in order; the reply carries one list each', () => {
+    const a = deliveryText(
+      deliveryHead({ id: 'a', event: 'e', sentAt: 1 }),
+      ['u1'],
+      '{"x":"a\\nb"}',
+    );
+    const b = deliveryText(deliveryHead({ id: 'b', event: 'e', sentAt: 2 }), ['u2', 'u3'], 'null');
+    const { deliveries, batch } = decodeDeliveries(enc.encode(`${a}\n${b}`));
+    expect(batch).toBe(true);
+    expect(deliveries.map((d) => [d.id, d.userIds, d.dataJson])).toEqual([
+      ['a', ['u1'], '{"x":"a\\nb"}'],
+      ['b', ['u2', 'u3'], 'null'],
+    ]);
+    expect(decodeDeliveries(enc.encode(a)).batch).toBe(false);
+    const reply = encodeBatchReply('n', 'e', [[1], [0, 2]]);
+    expect(decodeBatchReply(enc.encode(reply), [1, 2])).toEqual([[1], [0, 2]]);
+    expect(() => decodeBatchReply(enc.encode(reply), [1])).toThrow(DeliveryDecodeError);
+    const acked = deliveryText(
+      deliveryHead({ id: 'c', event: 'e', sentAt: 3, ackTimeoutMs: 100 }),
+      ['u'],
+      'null',
+    );
+    expect(() => decodeDeliveries(enc.encode(`${a}\n${acked}`))).toThrow(DeliveryDecodeError);
   });
 });

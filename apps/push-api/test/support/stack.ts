@@ -3,7 +3,7 @@
  * its own NATS connection, as separate processes have) and the push API on real HTTP,
  * all built from their real configs. `close()` closes everything opened here.
  */
-import { connect, type NatsConnection, RequestError } from '@nats-io/transport-node';
+import { connect, type NatsConnection, RequestError, TimeoutError } from '@nats-io/transport-node';
 import { loadConfig as loadEdgeConfig } from '@switchboard/edge/config';
 import { type RunningEdge, startEdge } from '@switchboard/edge/start-edge';
 import { nodeSubject } from '@switchboard/protocol/subjects';
@@ -99,17 +99,21 @@ export class Stack {
   /**
    * Cuts edge `i` off NATS without a goodbye: its lease stays until the TTL, requests find
    * no responder. Resolves once the server has dropped its subscriptions (a probe of its
-   * subject gets "no responders"), as it does at once for a process that died.
+   * subject gets "no responders", as it does at once for a process that died), or, when
+   * another subscriber listens there (a test's spy), once three probes went unanswered.
    */
   async crashEdge(i: number): Promise<void> {
     const edge = this.edges[i]!;
     await edge.nc.close();
     const probe = await this.connect('crash-probe');
+    let unanswered = 0;
     await waitFor(
       () =>
-        probe.request(nodeSubject(edge.node.nodeId), new Uint8Array(0), { timeout: 200 }).then(
+        probe.request(nodeSubject(edge.node.nodeId), new Uint8Array(0), { timeout: 100 }).then(
           () => false,
-          (err: unknown) => err instanceof RequestError && err.isNoResponders(),
+          (err: unknown) =>
+            (err instanceof RequestError && err.isNoResponders()) ||
+            (err instanceof TimeoutError && ++unanswered >= 3),
         ),
       { message: 'the server still routes to the crashed edge' },
     );
