@@ -95,82 +95,76 @@ export function ensureDependencies() {
   });
 }
 
-export function findNatsServer() {
-  const fromEnv = process.env.NATS_SERVER_BIN;
-  if (fromEnv && existsSync(fromEnv)) return fromEnv;
-  const dirs = [
-    ...(process.env.PATH ?? '').split(delimiter),
-    '/usr/sbin',
-    '/usr/local/sbin',
-    '/usr/local/bin',
-  ];
-  for (const dir of dirs) {
-    if (dir && existsSync(join(dir, 'nats-server'))) return join(dir, 'nats-server');
-  }
-  return null;
-}
-
-export function ensureNatsServer() {
-  const found = findNatsServer();
-  if (found) return found;
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (isRoot && existsSync('/usr/bin/apt-get')) {
-    console.log('• installing nats-server with apt-get…');
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    run('apt-get', ['update', '-qq'], { env });
-    run('apt-get', ['install', '-y', '-qq', 'nats-server'], { env });
-    const installed = findNatsServer();
-    if (installed) return installed;
-  }
-  console.error(
-    [
-      '✗ nats-server is not installed, and this script cannot install it here.',
-      '  Debian/Ubuntu:  sudo apt-get install -y nats-server',
-      '  macOS:          brew install nats-server',
-      '  Or download a release from https://github.com/nats-io/nats-server/releases',
-      '  and put it on PATH (or set NATS_SERVER_BIN). Any version from 2.9 on works.',
-    ].join('\n'),
-  );
-  process.exit(1);
-}
-
-export function findRedisServer() {
-  const fromEnv = process.env.REDIS_SERVER_BIN;
+/** `bin` from `envVar`, else the first of PATH and the usual system folders that has it. */
+function findBinary(bin, envVar) {
+  const fromEnv = process.env[envVar];
   if (fromEnv && existsSync(fromEnv)) return fromEnv;
   const dirs = [
     ...(process.env.PATH ?? '').split(delimiter),
     '/usr/bin',
     '/usr/sbin',
+    '/usr/local/sbin',
     '/usr/local/bin',
   ];
   for (const dir of dirs) {
-    if (dir && existsSync(join(dir, 'redis-server'))) return join(dir, 'redis-server');
+    if (dir && existsSync(join(dir, bin))) return join(dir, bin);
   }
   return null;
 }
 
-/** redis-server (7 or newer, for sharded pub/sub) for the benchmark's Socket.IO + Redis baselines. */
-export function ensureRedisServer() {
-  const found = findRedisServer();
+/**
+ * Finds `bin`, or installs Debian's `pkg` with apt-get when running as root on Debian or
+ * Ubuntu; otherwise prints `hint` and exits 1.
+ */
+function ensureBinary({ bin, envVar, pkg, why, hint }) {
+  const found = findBinary(bin, envVar);
   if (found) return found;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (isRoot && existsSync('/usr/bin/apt-get')) {
-    console.log('• installing redis-server with apt-get (for the benchmark baselines)…');
+    console.log(`• installing ${pkg} with apt-get${why ? ` (${why})` : ''}…`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     run('apt-get', ['update', '-qq'], { env });
-    run('apt-get', ['install', '-y', '-qq', 'redis-server'], { env });
-    const installed = findRedisServer();
+    run('apt-get', ['install', '-y', '-qq', pkg], { env });
+    const installed = findBinary(bin, envVar);
     if (installed) return installed;
   }
   console.error(
-    [
-      '✗ redis-server is not installed, and this script cannot install it here.',
+    [`✗ ${bin} is not installed, and this script cannot install it here.`, ...hint].join('\n'),
+  );
+  process.exit(1);
+}
+
+export const findNatsServer = () => findBinary('nats-server', 'NATS_SERVER_BIN');
+
+export function ensureNatsServer() {
+  return ensureBinary({
+    bin: 'nats-server',
+    envVar: 'NATS_SERVER_BIN',
+    pkg: 'nats-server',
+    hint: [
+      '  Debian/Ubuntu:  sudo apt-get install -y nats-server',
+      '  macOS:          brew install nats-server',
+      '  Or download a release from https://github.com/nats-io/nats-server/releases',
+      '  and put it on PATH (or set NATS_SERVER_BIN). Any version from 2.9 on works.',
+    ],
+  });
+}
+
+export const findRedisServer = () => findBinary('redis-server', 'REDIS_SERVER_BIN');
+
+/** redis-server (7 or newer, for sharded pub/sub) for the benchmark's Socket.IO + Redis baselines. */
+export function ensureRedisServer() {
+  return ensureBinary({
+    bin: 'redis-server',
+    envVar: 'REDIS_SERVER_BIN',
+    pkg: 'redis-server',
+    why: 'for the benchmark baselines',
+    hint: [
       '  Debian/Ubuntu:  sudo apt-get install -y redis-server',
       '  macOS:          brew install redis',
       '  Or put redis-server (7 or newer) on PATH, or set REDIS_SERVER_BIN.',
-    ].join('\n'),
-  );
-  process.exit(1);
+    ],
+  });
 }
 
 /** Debian's Chromium for the browser end-to-end test (headless, driven by playwright-core). */
