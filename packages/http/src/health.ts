@@ -16,7 +16,9 @@ export type HealthOptions = {
 export function createMetricsRegistry(app: string): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ app });
-  collectDefaultMetrics({ register: registry });
+  // Event-loop delay sampled every 100 ms, not prom-client's 10 ms: the default wakes every
+  // process 100 times a second, which is most of an idle edge's CPU.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   return registry;
 }
 
