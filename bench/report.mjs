@@ -187,7 +187,7 @@ function reading(out) {
     const all = ratios.flatMap((r) => [r.vsClassic, r.vsSharded]).filter((x) => x !== null);
     if (all.length > 0 && all.every((x) => x > 1))
       lines.push(
-        'Switchboard costs more server CPU per message than both Redis designs at every N measured here: it reads presence, waits for the owning edge to answer and stores a status record (three NATS operations, one a JetStream write, against one Redis publish). The profile below shows where the time goes; [docs/performance.md](docs/performance.md#reading-the-results) reads these results role by role.',
+        'Switchboard costs more server CPU per message than both Redis designs at every N measured here: it waits for the owning edge to answer with the outcome (a NATS request and its reply, 2 messages in and 2 out at nats-server, against one Redis publish), which is what buys per-recipient outcomes. The profile below shows where the time goes; [docs/performance.md](docs/performance.md#reading-the-results) reads these results role by role.',
       );
     const invalid = out.scaling.filter((r) => !r.valid);
     if (invalid.length > 0)
