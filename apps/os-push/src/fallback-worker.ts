@@ -5,9 +5,17 @@
  *
  * - A message is acked only when every device has a final result (accepted, token removed,
  *   or rejected for good); otherwise it is nak'ed with backoff, honouring `Retry-After`.
- * - Each device result is recorded in `PUSH_STATUS` before the ack; a redelivery skips the
- *   devices that already have a final result, so an accepted device is not sent twice.
+ *   Every failure path (a provider's retry, an error of our own) backs off the same way.
+ * - Before a nak, the devices' results so far go to {@link DeliveryProgress}; a redelivery
+ *   reads them (one KV get) and skips the devices already settled.
+ * - Each device result is also recorded in `PUSH_STATUS` for `GET /v1/messages/:id`. That
+ *   record is best effort: one that cannot be stored is logged and counted, and changes
+ *   nothing about the delivery (it used to fail the message, which was then sent forever).
  * - After `maxAttempts` deliveries the message goes to `PUSH_FALLBACK_DLQ` with the reason.
+ *   A delivery past `maxAttempts` (the dead letter failed) only dead-letters, never sends.
+ *   The consumer's `max_deliver` (`maxAttempts + DEAD_LETTER_EXTRA_DELIVERIES`) is the
+ *   backstop for a worker that dies on a message: the server's max-deliveries advisory is
+ *   handled by one worker, which dead-letters the message from the stream or logs and counts it.
  */
 import {
   AckPolicy,
@@ -16,24 +24,51 @@ import {
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { DeviceRegistry } from '@switchboard/device-registry/device-registry';
-import { readStatus, recordStatusDurably } from '@switchboard/nats/status-stream';
+import { recordStatusDurably } from '@switchboard/nats/status-stream';
 import type { Device, Platform } from '@switchboard/protocol/devices';
 import { type DeadLetter, FallbackMessage } from '@switchboard/protocol/fallback';
 import type { ProviderRecord } from '@switchboard/protocol/status';
 import { dlqSubject, Streams } from '@switchboard/protocol/subjects';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
+import {
+  type DeliveryProgress,
+  type DeviceOutcome,
+  emptyProgress,
+  isSettled,
+  type Progress,
+} from './delivery-progress.js';
 import type { PushProvider, SendResult } from './providers/push-provider.js';
 
 export const CONSUMER_NAME = 'os-push';
 /** The longest `Retry-After` a provider can impose. */
 const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
+/**
+ * Deliveries the server makes past `maxAttempts` before it gives up (`max_deliver`): room
+ * for a dead letter that failed to be retried, with backoff, before the advisory path.
+ */
+export const DEAD_LETTER_EXTRA_DELIVERIES = 2;
+/** The server's advisory when a message of our consumer reached `max_deliver`. */
+export const MAX_DELIVERIES_ADVISORY = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${Streams.fallback}.${CONSUMER_NAME}`;
+/** At most one warning per stage and interval for repeated failures: the log must not become the overload. */
+const FAILURE_WARN_INTERVAL_MS = 10_000;
+
+/** Where a failure happened, as counted by `switchboard_os_push_failures_total{stage}`. */
+export type FailureStage =
+  | 'status-write'
+  | 'progress-read'
+  | 'progress-write'
+  | 'device-remove'
+  | 'dead-letter'
+  | 'processing';
 
 export type FallbackWorkerOptions = {
   nc: NatsConnection;
   devices: DeviceRegistry;
+  /** Per-device results of messages being retried. */
+  progress: DeliveryProgress;
   providers: Record<Platform, PushProvider>;
   log: Logger;
   /** Deliveries of one message before it is dead-lettered (default 8). */
@@ -49,19 +84,45 @@ export type FallbackWorkerOptions = {
   registry?: Registry;
 };
 
-export type WorkerStats = { acked: number; retried: number; deadLettered: number; sends: number };
+export type WorkerStats = {
+  acked: number;
+  retried: number;
+  deadLettered: number;
+  sends: number;
+  /** Failures by stage (also `switchboard_os_push_failures_total`). */
+  failures: Partial<Record<FailureStage, number>>;
+  /** Max-deliveries advisories handled: dead-lettered from the stream, or failed (logged). */
+  maxDeliveries: { deadLettered: number; failed: number };
+};
+
+type Retry = { device: Device; result: Extract<SendResult, { outcome: 'retry' }> };
+type RecordFn = (
+  r: Omit<ProviderRecord, 'kind' | 'id' | 'userId' | 'at' | 'attempt'>,
+) => Promise<void>;
 
 export class FallbackWorker {
   readonly #o: Required<
-    Omit<FallbackWorkerOptions, 'nc' | 'devices' | 'providers' | 'log' | 'registry'>
+    Omit<FallbackWorkerOptions, 'nc' | 'devices' | 'providers' | 'log' | 'registry' | 'progress'>
   > &
-    Pick<FallbackWorkerOptions, 'nc' | 'devices' | 'providers' | 'log'>;
+    Pick<FallbackWorkerOptions, 'nc' | 'devices' | 'providers' | 'log' | 'progress'>;
   readonly #sends: Counter<'platform' | 'outcome'> | undefined;
   readonly #messagesDone: Counter<'outcome'> | undefined;
-  readonly stats: WorkerStats = { acked: 0, retried: 0, deadLettered: 0, sends: 0 };
+  readonly #failures: Counter<'stage'> | undefined;
+  readonly #maxDeliveries: Counter<'outcome'> | undefined;
+  readonly stats: WorkerStats = {
+    acked: 0,
+    retried: 0,
+    deadLettered: 0,
+    sends: 0,
+    failures: {},
+    maxDeliveries: { deadLettered: 0, failed: 0 },
+  };
   #messages: ConsumerMessages | undefined;
+  #advisories: Subscription | undefined;
   #loop: Promise<void> | undefined;
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #lastWarnAt = new Map<FailureStage, number>();
+  readonly #suppressed = new Map<FailureStage, number>();
 
   constructor(options: FallbackWorkerOptions) {
     if (options.registry) {
@@ -77,6 +138,21 @@ export class FallbackWorker {
         labelNames: ['outcome'],
         registers: [options.registry],
       });
+      this.#failures = new Counter({
+        name: 'switchboard_os_push_failures_total',
+        help: 'Failures by stage: status-write, progress-read, progress-write, device-remove, dead-letter, processing',
+        labelNames: ['stage'],
+        registers: [options.registry],
+      });
+      this.#maxDeliveries = new Counter({
+        name: 'switchboard_os_push_max_deliveries_total',
+        help: 'Messages the server stopped delivering (max_deliver): dead-lettered from the stream, or failed (logged with the stream sequence, kept in the stream)',
+        labelNames: ['outcome'],
+        registers: [options.registry],
+      });
+      // Present at 0 so alerts can use rate() from the start.
+      this.#maxDeliveries.inc({ outcome: 'failed' }, 0);
+      this.#maxDeliveries.inc({ outcome: 'dead-lettered' }, 0);
     }
     this.#o = {
       maxAttempts: 8,
@@ -88,14 +164,18 @@ export class FallbackWorker {
     };
   }
 
+  /** The consumer's `max_deliver`: the server's backstop past the worker's own attempts. */
+  get maxDeliver(): number {
+    return this.#o.maxAttempts + DEAD_LETTER_EXTRA_DELIVERIES;
+  }
+
   /** Creates (or updates) the durable consumer and starts consuming. */
   async start(): Promise<void> {
     const jsm = await jetstreamManager(this.#o.nc);
     const config = {
       ack_policy: AckPolicy.Explicit,
       ack_wait: this.#o.ackWaitMs * 1_000_000,
-      // The worker dead-letters by itself; the server never drops a message.
-      max_deliver: -1,
+      max_deliver: this.maxDeliver,
       max_ack_pending: 10_000,
     };
     try {
@@ -105,6 +185,17 @@ export class FallbackWorker {
       if (!/consumer not found/i.test((err as Error).message)) throw err;
       await jsm.consumers.add(Streams.fallback, { durable_name: CONSUMER_NAME, ...config });
     }
+    // One worker of the group handles each advisory (core NATS: a worker must be connected).
+    this.#advisories = this.#o.nc.subscribe(MAX_DELIVERIES_ADVISORY, {
+      queue: CONSUMER_NAME,
+      callback: (err, msg) => {
+        if (err) {
+          this.#o.log.error({ err }, 'max-deliveries advisory subscription failed');
+          return;
+        }
+        void this.#onMaxDeliveries(msg.data);
+      },
+    });
     const consumer = await jetstream(this.#o.nc).consumers.get(Streams.fallback, CONSUMER_NAME);
     const messages = await consumer.consume({ max_messages: this.#o.concurrency * 2 });
     this.#messages = messages;
@@ -113,8 +204,9 @@ export class FallbackWorker {
         while (this.#inFlight.size >= this.#o.concurrency) await Promise.race(this.#inFlight);
         const p: Promise<void> = this.#process(m)
           .catch((err: unknown) => {
-            this.#o.log.error({ err, seq: m.seq }, 'fallback processing failed, will retry');
-            m.nak(this.#o.retryBaseMs);
+            // #process handles its own failures; this is a bug's last line, still bounded by max_deliver.
+            this.#fail('processing', { err, seq: m.seq }, 'fallback processing failed');
+            m.nak(this.#backoff(m.info.deliveryCount));
           })
           .finally(() => this.#inFlight.delete(p));
         this.#inFlight.add(p);
@@ -127,11 +219,34 @@ export class FallbackWorker {
     this.#messagesDone?.inc({ outcome });
   }
 
+  /** Logs (rate-limited per stage) and counts a failure; never throws. */
+  #fail(stage: FailureStage, context: Record<string, unknown>, message: string): void {
+    this.stats.failures[stage] = (this.stats.failures[stage] ?? 0) + 1;
+    this.#failures?.inc({ stage });
+    const now = Date.now();
+    if (now - (this.#lastWarnAt.get(stage) ?? 0) < FAILURE_WARN_INTERVAL_MS) {
+      this.#suppressed.set(stage, (this.#suppressed.get(stage) ?? 0) + 1);
+      return;
+    }
+    const suppressed = this.#suppressed.get(stage) ?? 0;
+    this.#lastWarnAt.set(stage, now);
+    this.#suppressed.delete(stage);
+    this.#o.log.error(
+      { ...context, stage, ...(suppressed ? { suppressedSinceLastLog: suppressed } : {}) },
+      message,
+    );
+  }
+
   /** Stops taking messages and waits for those in hand. */
   async stop(): Promise<void> {
+    this.#advisories?.unsubscribe();
     await this.#messages?.close();
     await this.#loop;
     await Promise.all(this.#inFlight);
+  }
+
+  #backoff(attempt: number): number {
+    return Math.min(this.#o.retryMaxMs, this.#o.retryBaseMs * 2 ** (Math.max(1, attempt) - 1));
   }
 
   async #process(m: JsMsg): Promise<void> {
@@ -146,123 +261,319 @@ export class FallbackWorker {
     }
     const message = parsed.data;
     const attempt = m.info.deliveryCount;
-    const record = (r: Omit<ProviderRecord, 'kind' | 'id' | 'userId' | 'at' | 'attempt'>) =>
-      recordStatusDurably(this.#o.nc, {
-        kind: 'provider',
-        id: message.id,
-        userId: message.userId,
-        at: Date.now(),
-        attempt,
-        ...r,
-      });
+    const context = { id: message.id, userId: message.userId, seq: m.seq, attempt };
+    const record: RecordFn = async (r) => {
+      try {
+        await recordStatusDurably(this.#o.nc, {
+          kind: 'provider',
+          id: message.id,
+          userId: message.userId,
+          at: Date.now(),
+          attempt,
+          ...r,
+        });
+      } catch (err) {
+        this.#fail(
+          'status-write',
+          { err, ...context, outcome: r.outcome, deviceId: r.deviceId },
+          'status record not stored: GET /v1/messages/:id will miss it',
+        );
+      }
+    };
 
-    const devices = await this.#o.devices.list(message.userId);
-    if (devices.length === 0) {
-      await record({ outcome: 'no-devices' });
-      m.ack();
-      this.#done('acked');
-      return;
+    let progress = emptyProgress();
+    let hadProgress = false;
+    try {
+      if (attempt > 1) {
+        try {
+          progress = await this.#o.progress.read(message.id, message.userId);
+          hadProgress = Object.keys(progress.devices).length > 0 || progress.error !== undefined;
+        } catch (err) {
+          this.#fail('progress-read', { err, ...context }, 'delivery progress not readable');
+          // Without it a redelivery could send twice: past the attempts dead-letter, else retry later.
+          if (attempt <= this.#o.maxAttempts) throw err;
+        }
+      }
+      if (attempt > this.#o.maxAttempts) {
+        // An earlier dead letter failed: finish the job without sending again.
+        await this.#finishDeadLettered(m, message, attempt, progress, record, hadProgress);
+        return;
+      }
+      const devices = await this.#o.devices.list(message.userId);
+      if (devices.length === 0) {
+        await record({ outcome: 'no-devices' });
+        await this.#finish(m, message, progress, hadProgress, context);
+        return;
+      }
+      const todo = devices.filter((d) => !isSettled(progress.devices[d.deviceId]));
+      const results = await Promise.all(
+        todo.map(async (device) => {
+          const result = await this.#sendOne(device, message, record, context);
+          progress.devices[device.deviceId] = outcomeOf(device, result);
+          return { device, result };
+        }),
+      );
+      delete progress.error;
+      const retries = results.filter((r): r is Retry => r.result.outcome === 'retry');
+      if (retries.length === 0) {
+        await this.#finish(m, message, progress, hadProgress, context);
+        return;
+      }
+      if (attempt >= this.#o.maxAttempts) {
+        await this.#finishDeadLettered(m, message, attempt, progress, record, hadProgress);
+        return;
+      }
+      await this.#saveProgress(message, progress, context);
+      // A provider's Retry-After wins over our own (capped) backoff, up to an hour.
+      const asked = Math.min(
+        MAX_RETRY_AFTER_MS,
+        Math.max(0, ...retries.map((r) => r.result.retryAfterMs ?? 0)),
+      );
+      m.nak(Math.max(this.#backoff(attempt), asked));
+      this.#done('retried');
+    } catch (err) {
+      // Our own failure (device registry, progress, dead letter): the same backoff and bound.
+      this.#fail('processing', { err, ...context }, 'fallback delivery failed, will retry');
+      progress.error = (err as Error).message ?? String(err);
+      await this.#saveProgress(message, progress, context);
+      m.nak(this.#backoff(attempt));
+      this.#done('retried');
     }
-    const settled = attempt > 1 ? await this.#settledDevices(message) : new Set<string>();
-    const todo = devices.filter((d) => !settled.has(d.deviceId));
-    const results = await Promise.all(
-      todo.map(async (device) => {
-        this.stats.sends++;
-        const result = await this.#o.providers[device.platform].send(device, message);
-        this.#sends?.inc({ platform: device.platform, outcome: result.outcome });
-        await this.#recordResult(message.userId, device, result, record);
-        return { device, result };
-      }),
-    );
-    const retries = results.filter((r) => r.result.outcome === 'retry') as Array<{
-      device: Device;
-      result: Extract<SendResult, { outcome: 'retry' }>;
-    }>;
-    if (retries.length === 0) {
-      m.ack();
-      this.#done('acked');
-      return;
-    }
-    if (attempt >= this.#o.maxAttempts) {
-      await this.#deadLetter(message, attempt, retries);
-      await record({ outcome: 'dead-lettered', detail: `gave up after ${attempt} attempts` });
-      m.ack();
-      this.#done('deadLettered');
-      return;
-    }
-    const backoff = Math.min(this.#o.retryMaxMs, this.#o.retryBaseMs * 2 ** (attempt - 1));
-    // A provider's Retry-After wins over our own (capped) backoff, up to an hour.
-    const asked = Math.min(
-      MAX_RETRY_AFTER_MS,
-      Math.max(0, ...retries.map((r) => r.result.retryAfterMs ?? 0)),
-    );
-    m.nak(Math.max(backoff, asked));
-    this.#done('retried');
   }
 
-  async #recordResult(
-    userId: string,
+  /** Sends to one device and records the result; never throws. */
+  async #sendOne(
     device: Device,
-    result: SendResult,
-    record: (r: Omit<ProviderRecord, 'kind' | 'id' | 'userId' | 'at' | 'attempt'>) => Promise<void>,
-  ): Promise<void> {
+    message: FallbackMessage,
+    record: RecordFn,
+    context: Record<string, unknown>,
+  ): Promise<SendResult> {
+    this.stats.sends++;
+    let result: SendResult;
+    try {
+      result = await this.#o.providers[device.platform].send(device, message);
+    } catch (err) {
+      // The provider contract says never; if one does, it is a retry like any failure.
+      result = { outcome: 'retry', detail: `provider error: ${(err as Error).message}` };
+    }
+    this.#sends?.inc({ platform: device.platform, outcome: result.outcome });
     const where = { deviceId: device.deviceId, platform: device.platform };
     switch (result.outcome) {
       case 'accepted':
-        return record({
+        await record({
           outcome: 'accepted',
           ...where,
           ...(result.detail ? { detail: result.detail } : {}),
         });
+        break;
       case 'rejected':
-        return record({ outcome: 'rejected', ...where, detail: result.detail });
+        await record({ outcome: 'rejected', ...where, detail: result.detail });
+        break;
       case 'retry':
-        return record({ outcome: 'retry', ...where, detail: result.detail });
+        await record({ outcome: 'retry', ...where, detail: result.detail });
+        break;
       case 'invalid-token': {
-        const removed = await this.#o.devices.removeIfToken(userId, device.deviceId, device.token);
-        return record({
+        let removed: boolean | 'failed';
+        try {
+          removed = await this.#o.devices.removeIfToken(
+            message.userId,
+            device.deviceId,
+            device.token,
+          );
+        } catch (err) {
+          // The token is dead either way: final for this message; the next one tries again.
+          this.#fail('device-remove', { err, ...context, ...where }, 'dead device not removed');
+          removed = 'failed';
+        }
+        await record({
           outcome: 'device-removed',
           ...where,
-          detail: removed ? result.detail : `${result.detail} (already replaced or removed)`,
+          detail:
+            removed === true
+              ? result.detail
+              : removed === false
+                ? `${result.detail} (already replaced or removed)`
+                : `${result.detail} (removal failed, retried on the next message)`,
         });
+        break;
       }
+    }
+    return result;
+  }
+
+  /** Every device settled: dead-letters invalid notifications, acks, forgets the progress. */
+  async #finish(
+    m: JsMsg,
+    message: FallbackMessage,
+    progress: Progress,
+    hadProgress: boolean,
+    context: Record<string, unknown>,
+  ): Promise<void> {
+    const invalid = Object.entries(progress.devices).filter(([, o]) => o.invalid);
+    if (invalid.length > 0) {
+      await this.#deadLetter(
+        message,
+        m.info.deliveryCount,
+        `invalid notification: ${invalid.map(([id, o]) => `${id}: ${o.detail}`).join('; ')}`,
+        invalid,
+      );
+      m.ack();
+      this.#done('deadLettered');
+    } else {
+      m.ack();
+      this.#done('acked');
+    }
+    if (hadProgress) await this.#forgetProgress(message, context);
+  }
+
+  /** Attempts exhausted: the dead letter (throws when it cannot be stored), the status, the ack. */
+  async #finishDeadLettered(
+    m: JsMsg,
+    message: FallbackMessage,
+    attempt: number,
+    progress: Progress,
+    record: RecordFn,
+    hadProgress: boolean,
+  ): Promise<void> {
+    const owed = Object.entries(progress.devices).filter(([, o]) => !isSettled(o) || o.invalid);
+    const why = [
+      ...owed.map(([id, o]) => `${id}: ${o.detail}`),
+      ...(progress.error ? [`error: ${progress.error}`] : []),
+    ];
+    await this.#deadLetter(
+      message,
+      attempt,
+      `attempts exhausted (${Math.min(attempt, this.#o.maxAttempts)}): ${why.join('; ') || 'unknown'}`,
+      owed,
+    );
+    await record({ outcome: 'dead-lettered', detail: `gave up after ${attempt} attempts` });
+    m.ack();
+    this.#done('deadLettered');
+    if (hadProgress)
+      await this.#forgetProgress(message, { id: message.id, userId: message.userId });
+  }
+
+  async #saveProgress(
+    message: FallbackMessage,
+    progress: Progress,
+    context: Record<string, unknown>,
+  ): Promise<void> {
+    try {
+      await this.#o.progress.write(message.id, message.userId, progress);
+    } catch (err) {
+      // The retry still happens; its redelivery may send again to devices settled now.
+      this.#fail('progress-write', { err, ...context }, 'delivery progress not stored');
     }
   }
 
-  /** Devices of this message that already have a final result (from an earlier delivery). */
-  async #settledDevices(message: FallbackMessage): Promise<Set<string>> {
-    const records = await readStatus(this.#o.nc, message.id, message.userId);
-    const done = new Set<string>();
-    for (const r of records) {
-      if (
-        r.kind === 'provider' &&
-        r.deviceId &&
-        (r.outcome === 'accepted' || r.outcome === 'rejected' || r.outcome === 'device-removed')
-      ) {
-        done.add(r.deviceId);
-      }
+  async #forgetProgress(message: FallbackMessage, context: Record<string, unknown>): Promise<void> {
+    try {
+      await this.#o.progress.remove(message.id, message.userId);
+    } catch (err) {
+      // Harmless: the entry expires with the bucket's max age.
+      this.#fail('progress-write', { err, ...context }, 'delivery progress not removed');
     }
-    return done;
   }
 
+  /** Publishes the dead letter (deduplicated per message and user); throws when not stored. */
   async #deadLetter(
     message: FallbackMessage,
     attempts: number,
-    retries: Array<{ device: Device; result: Extract<SendResult, { outcome: 'retry' }> }>,
+    reason: string,
+    devices: Array<[string, DeviceOutcome]>,
   ): Promise<void> {
     const letter: DeadLetter = {
       message,
-      reason: `attempts exhausted (${attempts}): ${retries.map((r) => `${r.device.deviceId}: ${r.result.detail}`).join('; ')}`,
-      attempts,
+      reason,
+      attempts: Math.min(attempts, this.#o.maxAttempts),
       failedAt: Date.now(),
-      devices: retries.map((r) => ({
-        deviceId: r.device.deviceId,
-        platform: r.device.platform,
-        detail: r.result.detail,
+      devices: devices.map(([deviceId, o]) => ({
+        deviceId,
+        platform: o.platform,
+        detail: o.detail,
       })),
     };
-    await jetstream(this.#o.nc).publish(dlqSubject(message.userId), JSON.stringify(letter), {
-      msgID: `${message.id}:${message.userId}`,
-    });
+    try {
+      await jetstream(this.#o.nc).publish(dlqSubject(message.userId), JSON.stringify(letter), {
+        msgID: `${message.id}:${message.userId}`,
+      });
+    } catch (err) {
+      this.#fail(
+        'dead-letter',
+        { err, id: message.id, userId: message.userId },
+        'dead letter not stored',
+      );
+      throw err;
+    }
+  }
+
+  /** The server gave up on a message (max_deliver): dead-letter it from the stream, or log and count it. */
+  async #onMaxDeliveries(data: Uint8Array): Promise<void> {
+    let seq: number | undefined;
+    try {
+      const advisory = JSON.parse(new TextDecoder().decode(data)) as {
+        stream_seq?: number;
+        deliveries?: number;
+      };
+      seq = advisory.stream_seq;
+      if (typeof seq !== 'number') throw new Error('advisory without stream_seq');
+      const jsm = await jetstreamManager(this.#o.nc);
+      const stored = await jsm.streams.getMessage(Streams.fallback, { seq });
+      if (!stored) throw new Error(`message ${seq} is no longer in ${Streams.fallback}`);
+      const message = FallbackMessage.parse(stored.json());
+      let progress = emptyProgress();
+      try {
+        progress = await this.#o.progress.read(message.id, message.userId);
+      } catch {
+        // The letter goes without device details.
+      }
+      const owed = Object.entries(progress.devices).filter(([, o]) => !isSettled(o));
+      await this.#deadLetter(
+        message,
+        advisory.deliveries ?? this.maxDeliver,
+        `max deliveries (${advisory.deliveries ?? this.maxDeliver}) reached: ${
+          [
+            ...owed.map(([id, o]) => `${id}: ${o.detail}`),
+            ...(progress.error ? [`error: ${progress.error}`] : []),
+          ].join('; ') || 'no result recorded'
+        }`,
+        owed,
+      );
+      await jsm.streams.deleteMessage(Streams.fallback, seq, false);
+      this.stats.maxDeliveries.deadLettered++;
+      this.#maxDeliveries?.inc({ outcome: 'dead-lettered' });
+      this.#done('deadLettered');
+      this.#o.log.warn(
+        { seq, id: message.id, userId: message.userId },
+        'max deliveries reached, dead-lettered',
+      );
+    } catch (err) {
+      this.stats.maxDeliveries.failed++;
+      this.#maxDeliveries?.inc({ outcome: 'failed' });
+      // Not lost: the message stays in the stream under this sequence for an operator.
+      this.#o.log.error(
+        { err, seq, stream: Streams.fallback },
+        'max deliveries reached and the message could not be dead-lettered: it stays in the stream',
+      );
+    }
+  }
+}
+
+function outcomeOf(device: Device, result: SendResult): DeviceOutcome {
+  const detail = 'detail' in result && result.detail ? result.detail : result.outcome;
+  switch (result.outcome) {
+    case 'accepted':
+      return { platform: device.platform, outcome: 'accepted', detail };
+    case 'invalid-token':
+      return { platform: device.platform, outcome: 'device-removed', detail };
+    case 'retry':
+      return { platform: device.platform, outcome: 'retry', detail };
+    case 'rejected':
+      return {
+        platform: device.platform,
+        outcome: 'rejected',
+        detail,
+        ...(result.invalid ? { invalid: true } : {}),
+      };
   }
 }

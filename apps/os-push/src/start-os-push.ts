@@ -14,6 +14,7 @@ import {
 import type { Platform } from '@switchboard/protocol/devices';
 import type { Logger } from 'pino';
 import type { OsPushConfig } from './config.js';
+import { DeliveryProgress } from './delivery-progress.js';
 import { FallbackWorker } from './fallback-worker.js';
 import { ApnsProvider } from './providers/apns-provider.js';
 import { FcmProvider } from './providers/fcm-provider.js';
@@ -52,6 +53,7 @@ export async function startOsPush(config: OsPushConfig, log: Logger): Promise<Ru
     const worker = new FallbackWorker({
       nc,
       devices: new DeviceRegistry(await openDevicesBucket(nc, { replicas })),
+      progress: await DeliveryProgress.open(nc, { replicas }),
       providers,
       log,
       maxAttempts: config.maxAttempts,

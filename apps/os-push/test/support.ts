@@ -4,7 +4,7 @@ import { type RunningPushApi, startPushApi } from '@switchboard/push-api/start-p
 import { ApnsServer } from '@switchboard/testkit/apns-server';
 import { FcmServer } from '@switchboard/testkit/fcm-server';
 import { http, type TestResponse } from '@switchboard/testkit/http';
-import { NatsServer } from '@switchboard/testkit/nats-server';
+import { NatsServer, type NatsServerOptions } from '@switchboard/testkit/nats-server';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
 import { type RunningOsPush, startOsPush } from '../src/start-os-push.js';
@@ -23,14 +23,23 @@ export class PushRig {
     readonly fcm: FcmServer,
   ) {}
 
-  static async start(): Promise<PushRig> {
+  /** `nats`: the server's options (accounts, permissions); `apiEnv`: extra push API variables. */
+  static async start(
+    options: { nats?: NatsServerOptions; apiEnv?: Record<string, string> } = {},
+  ): Promise<PushRig> {
     const rig = new PushRig(
-      await NatsServer.start(),
+      await NatsServer.start(options.nats),
       await ApnsServer.start(),
       await FcmServer.start(),
     );
     rig.api = await startPushApi(
-      loadApiConfig({ PORT: '0', HOST: '127.0.0.1', NATS_URL: rig.nats.url, API_KEYS: API_KEY }),
+      loadApiConfig({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        NATS_URL: rig.nats.url,
+        API_KEYS: API_KEY,
+        ...options.apiEnv,
+      }),
       log,
     );
     return rig;

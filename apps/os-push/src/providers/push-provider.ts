@@ -9,8 +9,12 @@ export type SendResult =
   | { outcome: 'invalid-token'; detail: string }
   /** Try again later (throttled, provider down, timeout); `retryAfterMs` from the provider. */
   | { outcome: 'retry'; detail: string; retryAfterMs?: number }
-  /** Refused for good for this message (bad payload, not configured, host not allowed). Final. */
-  | { outcome: 'rejected'; detail: string };
+  /**
+   * Refused for good for this message (bad payload, not configured, host not allowed). Final.
+   * `invalid`: the notification itself cannot be sent on this platform (a header-bound field
+   * out of bounds): the message is also dead-lettered with the detail, for someone to see.
+   */
+  | { outcome: 'rejected'; detail: string; invalid?: boolean };
 
 export type PushProvider = {
   readonly platform: Device['platform'];
