@@ -62,6 +62,7 @@ export type FailureStage =
   | 'progress-write'
   | 'device-remove'
   | 'dead-letter'
+  | 'malformed'
   | 'processing';
 
 export type FallbackWorkerOptions = {
@@ -140,7 +141,7 @@ export class FallbackWorker {
       });
       this.#failures = new Counter({
         name: 'switchboard_os_push_failures_total',
-        help: 'Failures by stage: status-write, progress-read, progress-write, device-remove, dead-letter, processing',
+        help: 'Failures by stage: status-write, progress-read, progress-write, device-remove, dead-letter, malformed, processing',
         labelNames: ['stage'],
         registers: [options.registry],
       });
@@ -252,7 +253,9 @@ export class FallbackWorker {
   async #process(m: JsMsg): Promise<void> {
     const parsed = FallbackMessage.safeParse(m.json());
     if (!parsed.success) {
-      this.#o.log.error(
+      // It cannot go to the DLQ (a dead letter holds a valid message): logged, counted, terminated.
+      this.#fail(
+        'malformed',
         { seq: m.seq, issues: parsed.error.issues },
         'malformed fallback message, terminated',
       );

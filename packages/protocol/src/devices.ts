@@ -12,6 +12,14 @@ export const DeviceId = z
 const APNS_TOKEN = /^[0-9a-fA-F]{64,200}$/;
 /** FCM registration tokens: long URL-safe strings with ':' separators. */
 const FCM_TOKEN = /^[A-Za-z0-9_:\-.]{32,4096}$/;
+/**
+ * An APNs topic: a bundle id (letters, digits, `-`, dot-separated), possibly with Apple's
+ * suffixes (`.voip`, `.complication`, ...), at most 255 characters. It is sent as the
+ * `apns-topic` header, so nothing else may pass.
+ */
+export const APNS_TOPIC = /^(?=.{1,255}$)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/;
+/** An app id of any platform: printable, no spaces or control characters. */
+const APP_ID = /^[\x21-\x7e]{1,255}$/;
 
 export const DeviceRegistration = z
   .object({
@@ -39,6 +47,21 @@ export const DeviceRegistration = z
       }
       if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:'))
         bad('a webhook token is an http(s) URL');
+    }
+    if (d.appId !== undefined) {
+      if (d.platform === 'apns' && !APNS_TOPIC.test(d.appId))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['appId'],
+          message:
+            'an APNs appId is the bundle id (the apns-topic): [A-Za-z0-9-] parts joined by dots',
+        });
+      else if (!APP_ID.test(d.appId))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['appId'],
+          message: 'an appId is 1-255 printable ASCII characters without spaces',
+        });
     }
     if (d.sandbox !== undefined && d.platform !== 'apns') {
       ctx.addIssue({ code: 'custom', path: ['sandbox'], message: 'sandbox applies to apns only' });

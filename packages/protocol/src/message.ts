@@ -63,8 +63,24 @@ export const FallbackNotification = z
   .object({
     title: z.string().max(256).optional(),
     body: z.string().max(4096).optional(),
-    data: z.record(z.string(), z.string()).optional(),
-    collapseKey: z.string().max(64).optional(),
+    data: z
+      .record(z.string(), z.string())
+      .refine((d) => !Object.hasOwn(d, 'aps'), {
+        message: '"aps" is reserved: it is the APNs dictionary the notification builds',
+      })
+      .optional(),
+    /** Sent as `apns-collapse-id` (Apple: at most 64 bytes) and FCM `collapse_key`. */
+    collapseKey: z
+      .string()
+      .min(1)
+      .refine((k) => Buffer.byteLength(k, 'utf8') <= 64, {
+        message: 'collapseKey is at most 64 bytes in UTF-8 (the apns-collapse-id limit)',
+      })
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
+      .refine((k) => !/[\u0000-\u001f\u007f]/.test(k), {
+        message: 'collapseKey may not contain control characters (it is an HTTP header value)',
+      })
+      .optional(),
     ttlSeconds: z.number().int().min(0).max(2_419_200).optional(),
     priority: z.enum(['high', 'normal']).optional(),
   })

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type ClientHttp2Session, connect, constants } from 'node:http2';
-import type { Device } from '@switchboard/protocol/devices';
+import { APNS_TOPIC, type Device } from '@switchboard/protocol/devices';
 import type { FallbackMessage } from '@switchboard/protocol/fallback';
 import { importPKCS8, SignJWT } from 'jose';
 import type { Logger } from 'pino';
@@ -28,6 +28,14 @@ export type ApnsProviderOptions = {
   requestTimeoutMs?: number;
   log: Logger;
 };
+
+/** Apple's limits, in bytes as Apple counts them (UTF-8). */
+export const APNS_COLLAPSE_ID_MAX_BYTES = 64;
+export const APNS_PAYLOAD_MAX_BYTES = 4096;
+/** Device tokens are hex (32 bytes today, up to 100); they go into the request path. */
+const APNS_DEVICE_TOKEN = /^[0-9a-fA-F]{64,200}$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
+const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** Reasons that mean the token will never work again: the device is removed. */
 const DEAD_TOKEN_REASONS = new Set(['BadDeviceToken', 'Unregistered', 'DeviceTokenNotForTopic']);
@@ -61,6 +69,25 @@ export class ApnsProvider implements PushProvider {
     if (!topic)
       return { outcome: 'rejected', detail: 'no APNs topic: set the device appId or APNS_TOPIC' };
     const n = message.notification;
+    // Checked again here: the registry and the stream may hold what an older version let in,
+    // and a header value with CR/LF or over Apple's limits must never reach the wire.
+    const invalid = (detail: string): SendResult => ({
+      outcome: 'rejected',
+      detail,
+      invalid: true,
+    });
+    if (!APNS_TOPIC.test(topic))
+      return invalid(`apns-topic ${JSON.stringify(topic.slice(0, 80))} is not a bundle id`);
+    if (!APNS_DEVICE_TOKEN.test(device.token))
+      return invalid('the APNs device token is not 64-200 hex characters');
+    if (n.collapseKey !== undefined) {
+      if (CONTROL.test(n.collapseKey))
+        return invalid('apns-collapse-id contains control characters');
+      if (Buffer.byteLength(n.collapseKey, 'utf8') > APNS_COLLAPSE_ID_MAX_BYTES)
+        return invalid(`apns-collapse-id is over ${APNS_COLLAPSE_ID_MAX_BYTES} bytes (UTF-8)`);
+    }
+    if (n.data && Object.hasOwn(n.data, 'aps'))
+      return invalid('custom data may not set "aps" (the APNs dictionary)');
     const alert = n.title !== undefined || n.body !== undefined;
     const headers: Record<string, string> = {
       [constants.HTTP2_HEADER_METHOD]: 'POST',
@@ -75,7 +102,9 @@ export class ApnsProvider implements PushProvider {
       'apns-id': apnsId(message.id, device.deviceId),
       'content-type': 'application/json',
     };
-    if (n.collapseKey) headers['apns-collapse-id'] = n.collapseKey;
+    // HTTP/2 header values go out as latin1: the UTF-8 bytes, one per character, as Apple reads them.
+    if (n.collapseKey)
+      headers['apns-collapse-id'] = Buffer.from(n.collapseKey, 'utf8').toString('latin1');
     const payload = JSON.stringify({
       aps: alert
         ? { alert: { title: n.title, body: n.body }, sound: 'default' }
@@ -83,6 +112,8 @@ export class ApnsProvider implements PushProvider {
       ...(n.data ?? {}),
       sb: { id: message.id, event: message.event },
     });
+    if (Buffer.byteLength(payload, 'utf8') > APNS_PAYLOAD_MAX_BYTES)
+      return invalid(`the APNs payload is over ${APNS_PAYLOAD_MAX_BYTES} bytes`);
     const origin = device.sandbox
       ? (this.#o.sandboxBaseUrl ?? APNS_SANDBOX_URL)
       : (this.#o.baseUrl ?? APNS_PRODUCTION_URL);
