@@ -28,7 +28,14 @@ export type OsPushConfig = {
     sandboxBaseUrl?: string;
   };
   fcm?: { serviceAccount: ServiceAccount; baseUrl?: string };
-  webhook?: { allowedHosts: string[]; secret: string; timeoutMs: number };
+  webhook?: {
+    allowedHosts: string[];
+    secret: string;
+    timeoutMs: number;
+    allowPrivate: boolean;
+    requireHttps: boolean;
+    maxResponseBytes: number;
+  };
   /** What happens to devices of a platform that is not configured. */
   unconfigured: 'reject' | 'log';
   maxAttempts: number;
@@ -74,6 +81,8 @@ export function loadConfig(env: Env): OsPushConfig {
       WEBHOOK_ALLOWED_HOSTS: commaList().optional(),
       WEBHOOK_SECRET: secret(isProduction(env), 16).optional(),
       WEBHOOK_TIMEOUT_MS: durationMs(5_000, 100, 60_000),
+      WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
+      WEBHOOK_MAX_RESPONSE_BYTES: z.coerce.number().int().min(0).max(16_777_216).default(65_536),
       OS_PUSH_UNCONFIGURED: z.enum(['reject', 'log']).default('reject'),
       OS_PUSH_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
       OS_PUSH_RETRY_BASE_MS: durationMs(1_000, 1, 600_000),
@@ -128,6 +137,10 @@ export function loadConfig(env: Env): OsPushConfig {
       secret:
         e.WEBHOOK_SECRET ?? fail('WEBHOOK_SECRET', 'is required when WEBHOOK_ALLOWED_HOSTS is set'),
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE === 'true',
+      // http: webhooks are for development only.
+      requireHttps: isProduction(env),
+      maxResponseBytes: e.WEBHOOK_MAX_RESPONSE_BYTES,
     };
   }
   return {

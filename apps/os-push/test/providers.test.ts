@@ -1,10 +1,10 @@
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { DeadLetter } from '@switchboard/protocol/fallback';
 import { Streams } from '@switchboard/protocol/subjects';
 import { http } from '@switchboard/testkit/http';
+import { freePort } from '@switchboard/testkit/ports';
 import { waitFor } from '@switchboard/testkit/wait-for';
 import { decodeJwt } from 'jose';
 import { pino } from 'pino';
@@ -20,9 +20,11 @@ const steps = (s: Awaited<ReturnType<PushRig['status']>>) =>
 
 describe('os-push providers', () => {
   let rig: PushRig;
+  let hookPort: number;
   beforeAll(async () => {
     rig = await PushRig.start();
-    await rig.addWorker();
+    hookPort = await freePort();
+    await rig.addWorker({ WEBHOOK_ALLOWED_HOSTS: `localhost:${hookPort}` });
   });
   afterAll(() => rig?.close());
 
@@ -253,8 +255,8 @@ describe('os-push providers', () => {
         res.writeHead(204).end();
       });
     });
-    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
-    const port = (hook.address() as AddressInfo).port;
+    await new Promise<void>((r) => hook.listen(hookPort, '127.0.0.1', r));
+    const port = hookPort;
     await rig.device('hooked', 'denied', {
       platform: 'webhook',
       token: `http://127.0.0.1:${port}/hook`,

@@ -60,6 +60,8 @@ export class PushRig {
       FCM_SERVICE_ACCOUNT_JSON: JSON.stringify(this.fcm.serviceAccount),
       FCM_BASE_URL: this.fcm.url,
       WEBHOOK_ALLOWED_HOSTS: 'localhost',
+      // Test servers listen on 127.0.0.1.
+      WEBHOOK_ALLOW_PRIVATE: 'true',
       WEBHOOK_SECRET,
       OS_PUSH_RETRY_BASE_MS: '50',
       OS_PUSH_RETRY_MAX_MS: '500',

@@ -89,3 +89,37 @@ export const DeviceList = z
   .object({ userId: z.string(), devices: z.array(Device) })
   .meta({ id: 'DeviceList' });
 export type DeviceList = z.infer<typeof DeviceList>;
+
+/**
+ * Why a webhook URL may not be used with this allow-list, or `undefined` when it may.
+ * An entry is `host` (the scheme's default port: 443 for https:, 80 for http:) or
+ * `host:port`; host and port must both match. `requireHttps` refuses `http:` (outside
+ * development). Used at registration (push API) and before every send (OS push).
+ */
+export function webhookUrlRefusal(
+  token: string,
+  allowedHosts: readonly string[],
+  options: { requireHttps: boolean },
+): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(token);
+  } catch {
+    return 'not a URL';
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'not an http(s) URL';
+  if (options.requireHttps && url.protocol !== 'https:') return 'webhooks must use https:';
+  if (url.username || url.password) return 'a webhook URL may not carry credentials';
+  const defaultPort = url.protocol === 'https:' ? '443' : '80';
+  const port = url.port || defaultPort;
+  const allowed = allowedHosts.some((entry) => {
+    let e: URL;
+    try {
+      e = new URL(`${url.protocol}//${entry.trim()}`);
+    } catch {
+      return false;
+    }
+    return e.hostname === url.hostname && (e.port || defaultPort) === port;
+  });
+  return allowed ? undefined : `host ${url.host} is not in WEBHOOK_ALLOWED_HOSTS`;
+}
