@@ -1,6 +1,6 @@
 /** The public send API's shapes: what services post and what they get back. */
 import { z } from 'zod';
-import { MAX_USER_ID_BYTES } from './user-key.js';
+import { isWellFormedUnicode, MAX_USER_ID_BYTES } from './user-key.js';
 
 /** Names Socket.IO reserves or uses for its own events: a message may not use them. */
 export const RESERVED_EVENT_NAMES: ReadonlySet<string> = new Set([
@@ -35,11 +35,22 @@ const utf8 = new TextEncoder();
 /** UTF-8 length, without encoding when the string is short enough to fit whatever it holds. */
 const fitsUtf8 = (s: string, max: number) => s.length * 3 <= max || utf8.encode(s).length <= max;
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: this is the check for them
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+
 export const UserId = z
   .string()
   .min(1, 'user id must not be empty')
   .refine((s) => fitsUtf8(s, MAX_USER_ID_BYTES), {
     message: `user id must be at most ${MAX_USER_ID_BYTES} bytes`,
+  })
+  // A lone surrogate has no UTF-8: such ids would collide on one key (U+FFFD).
+  .refine(isWellFormedUnicode, {
+    message: 'user id must be well-formed Unicode (no lone surrogate)',
+  })
+  // Ids travel in NATS headers (the fallback dedup id), where CR or LF cannot go.
+  .refine((s) => !CONTROL_CHARACTER.test(s), {
+    message: 'user id must not contain control characters',
   });
 
 export const EventName = z

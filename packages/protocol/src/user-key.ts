@@ -16,6 +16,23 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 /** Largest user id accepted anywhere, in UTF-8 bytes; its key is at most 3x longer. */
 export const MAX_USER_ID_BYTES = 256;
 
+// With the `u` flag a paired surrogate is one code point, so only lone ones match.
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** A user id that is not well-formed Unicode: it holds a lone surrogate, so it has no UTF-8. */
+export class IllFormedUserIdError extends Error {
+  constructor(userId: string) {
+    // JSON.stringify escapes lone surrogates, so the message shows which one.
+    super(`user id is not well-formed Unicode (lone surrogate): ${JSON.stringify(userId)}`);
+    this.name = 'IllFormedUserIdError';
+  }
+}
+
+/** True when `s` has no lone surrogate, so it has exactly one UTF-8 encoding. */
+export function isWellFormedUnicode(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}
+
 export class InvalidUserKeyError extends Error {
   constructor(key: string, options?: ErrorOptions) {
     super(`not a valid user key: ${JSON.stringify(key)}`, options);
@@ -23,7 +40,11 @@ export class InvalidUserKeyError extends Error {
   }
 }
 
-/** Encodes a user id as a KV-key-safe, subject-token-safe string; pure and deterministic. */
+/**
+ * Encodes a user id as a KV-key-safe, subject-token-safe string; pure and deterministic.
+ * Throws {@link IllFormedUserIdError} for a lone surrogate, which UTF-8 cannot carry (the
+ * encoder would write U+FFFD, so `a\uD800` and `a\uDBFF` would share one key).
+ */
 export function encodeUserKey(userId: string): string {
   let out = '';
   for (let i = 0; i < userId.length; i++) {
@@ -35,6 +56,8 @@ export function encodeUserKey(userId: string): string {
     }
     // Non-safe character: percent-style escape of its UTF-8 bytes.
     const cp = userId.codePointAt(i)!;
+    // A pair gives its code point (> 0xFFFF); a lone surrogate gives itself.
+    if (cp >= 0xd800 && cp <= 0xdfff) throw new IllFormedUserIdError(userId);
     if (cp > 0xffff) i++;
     for (const byte of encoder.encode(String.fromCodePoint(cp))) {
       out += `=${HEX[byte >> 4]}${HEX[byte & 15]}`;
