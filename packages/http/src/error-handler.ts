@@ -2,9 +2,11 @@
  * Maps every failure to `{ error: { code, message, details? } }`: validation issues name
  * the field, Fastify's own errors keep their 4xx status, 5xx never leak internals.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { hasZodFastifySchemaValidationErrors } from '@fastify/type-provider-zod';
 import { type ErrorCode, ErrorCodes } from '@switchboard/protocol/errors';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiError } from './api-error.js';
 
@@ -17,7 +19,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 };
 
 const send = (
-  reply: import('fastify').FastifyReply,
+  reply: FastifyReply,
   status: number,
   code: ErrorCode,
   message: string,
@@ -78,4 +80,64 @@ export const errorHandler = fp(
 function pathOf(v: { instancePath?: string; params?: unknown }): string[] {
   const p = (v.instancePath ?? '').split('/').filter(Boolean);
   return p;
+}
+
+/** Longest path parameter the router accepts: a user id of 256 UTF-8 bytes, percent-encoded, is 768. */
+export const MAX_PARAM_LENGTH = 1024;
+
+/**
+ * Fastify's `frameworkErrors`: the errors the router raises before any route or hook runs
+ * (a path that is not valid percent-encoded UTF-8, a path parameter over
+ * {@link MAX_PARAM_LENGTH}), in the JSON error shape instead of Fastify's own body.
+ */
+export function frameworkErrors(
+  err: FastifyError,
+  _req: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    send(
+      reply,
+      414,
+      ErrorCodes.badRequest,
+      `a path segment is longer than ${MAX_PARAM_LENGTH} characters`,
+    );
+    return;
+  }
+  if (err.code === 'FST_ERR_BAD_URL') {
+    send(reply, 400, ErrorCodes.badRequest, 'the path is not valid percent-encoded UTF-8');
+    return;
+  }
+  reply.log.error({ err }, 'request failed in the router');
+  send(reply, 500, ErrorCodes.internal, 'internal error');
+}
+
+/**
+ * Fastify's `clientErrorHandler`: requests Node's HTTP parser refuses (malformed request
+ * line or headers, headers over 16 KiB, a request that timed out) get the JSON error
+ * shape before the socket is closed, instead of Fastify's own body.
+ */
+export function clientErrorHandler(
+  this: FastifyInstance,
+  err: Error & { code?: string },
+  socket: Socket,
+): void {
+  // A reset connection has nobody left to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const status =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+  const message =
+    status === 408
+      ? 'the request took too long to arrive'
+      : status === 431
+        ? 'the request line and headers are larger than 16 KiB'
+        : 'malformed HTTP request';
+  this.log.debug({ err }, 'client error');
+  if (socket.writable) {
+    const body = JSON.stringify({ error: { code: ErrorCodes.badRequest, message } });
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }

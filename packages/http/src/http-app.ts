@@ -12,8 +12,14 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { apiKeyAuth } from './api-key-auth.js';
 import { type DocsOptions, registerDocs } from './docs.js';
-import { errorHandler } from './error-handler.js';
+import {
+  clientErrorHandler,
+  errorHandler,
+  frameworkErrors,
+  MAX_PARAM_LENGTH,
+} from './error-handler.js';
 import { health } from './health.js';
+import { useJsonBodyParser } from './json-body.js';
 
 export type HttpAppOptions = {
   logger: Logger;
@@ -42,10 +48,15 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     // User ids of up to 256 bytes, percent-encoded, fit in a path parameter.
-    routerOptions: { maxParamLength: 1024 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // The router's and Node's parser's own refusals, in the JSON error shape too.
+    frameworkErrors,
+    clientErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
   // JSON only: anything else is 415 rather than a string body that fails validation.
   app.removeContentTypeParser(['text/plain']);
+  // UTF-8 only, nesting bounded: see json-body.ts.
+  useJsonBodyParser(app as unknown as FastifyInstance);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(errorHandler);
