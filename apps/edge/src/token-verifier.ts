@@ -5,6 +5,7 @@
  */
 
 import { createPublicKey, webcrypto } from 'node:crypto';
+import { UserId } from '@switchboard/protocol/message';
 import { MAX_USER_ID_BYTES } from '@switchboard/protocol/user-key';
 import { createRemoteJWKSet, importSPKI, type JWTVerifyGetKey, jwtVerify } from 'jose';
 
@@ -82,11 +83,15 @@ export class TokenVerifier {
         ...(this.#issuer ? { issuer: this.#issuer } : {}),
         ...(this.#audience ? { audience: this.#audience } : {}),
       });
-      const sub = payload.sub;
-      if (!sub || new TextEncoder().encode(sub).length > MAX_USER_ID_BYTES) {
-        throw new InvalidTokenError('sub must be a user id of 1 to 256 bytes');
+      // The same rule as every user id the API takes: 1 to 256 bytes of well-formed
+      // Unicode without control characters.
+      const sub = UserId.safeParse(payload.sub);
+      if (!sub.success) {
+        throw new InvalidTokenError(
+          `sub must be a user id of 1 to ${MAX_USER_ID_BYTES} bytes of well-formed Unicode without control characters`,
+        );
       }
-      return sub;
+      return sub.data;
     } catch (err) {
       if (err instanceof InvalidTokenError) throw err;
       throw new InvalidTokenError('token rejected', { cause: err });

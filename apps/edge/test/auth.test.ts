@@ -85,6 +85,21 @@ describe('edge auth', () => {
       .sign(new TextEncoder().encode(SECRET));
     await rejected(token);
   });
+  it.each([
+    ['a lone surrogate', 'a\uD800'],
+    ['a control character', 'a\nb'],
+    ['more than 256 bytes', 'é'.repeat(129)],
+  ])(
+    'auth - a signed token whose sub has %s gets connect_error unauthorized, and the edge lives',
+    async (_, sub) => {
+      await rejected(await mintToken({ sub, secret: SECRET }));
+      const ok = await connectClient(url, {
+        token: await mintToken({ sub: 'after-bad-sub', secret: SECRET }),
+      });
+      ok.close();
+    },
+  );
+
   it('auth - a token without exp gets connect_error unauthorized', async () => {
     const token = await new SignJWT({})
       .setProtectedHeader({ alg: 'HS256' })

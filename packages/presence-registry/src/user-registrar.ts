@@ -214,24 +214,31 @@ export class UserRegistrar {
       // The waiters so far are served by this write: it reads the latest wish when it runs.
       const waiters = this.#waiters.get(userId);
       this.#waiters.delete(userId);
-      void this.#write(userId).then((written) => {
-        this.#inFlight.delete(userId);
-        if (waiters) for (const w of waiters) w(written);
-        // A change that arrived during the write is queued again by this check; waiters
-        // that came without a change wanted exactly what was just stored.
-        if (this.#desired.has(userId) && !this.#stopped) this.#queue.add(userId);
-        else {
-          const late = this.#waiters.get(userId);
-          this.#waiters.delete(userId);
-          if (late) for (const w of late) w(written);
-        }
-        this.#pump();
-        if (this.pending === 0) {
-          const idle = this.#idleWaiters;
-          this.#idleWaiters = [];
-          for (const w of idle) w();
-        }
-      });
+      void this.#write(userId)
+        .catch((err: unknown) => {
+          // Not retryable (a user id no key can hold): never written, never retried.
+          this.#o.log.error({ err, userId }, 'presence write impossible; user dropped');
+          this.#desired.delete(userId);
+          return false;
+        })
+        .then((written) => {
+          this.#inFlight.delete(userId);
+          if (waiters) for (const w of waiters) w(written);
+          // A change that arrived during the write is queued again by this check; waiters
+          // that came without a change wanted exactly what was just stored.
+          if (this.#desired.has(userId) && !this.#stopped) this.#queue.add(userId);
+          else {
+            const late = this.#waiters.get(userId);
+            this.#waiters.delete(userId);
+            if (late) for (const w of late) w(written);
+          }
+          this.#pump();
+          if (this.pending === 0) {
+            const idle = this.#idleWaiters;
+            this.#idleWaiters = [];
+            for (const w of idle) w();
+          }
+        });
     }
   }
 
