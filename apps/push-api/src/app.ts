@@ -25,6 +25,8 @@ export type BuildAppOptions = {
   router: DeliveryRouter;
   idempotency: IdempotencyStore<SendMessageResponse>;
   devices: DeviceRegistry;
+  /** Webhook URLs allowed at device registration (unset: not checked here). */
+  webhooks?: { allowedHosts: readonly string[]; requireHttps: boolean };
   /** Longest a duplicate waits for the first request with its key (plus its ack timeout). */
   duplicateWaitMs: number;
   logger: Logger;
@@ -63,6 +65,9 @@ export async function buildApp(options: BuildAppOptions): Promise<HttpApp> {
     duplicateWaitMs: options.duplicateWaitMs,
   });
   await app.register(statusRoutes, { nc: options.nc });
-  await app.register(deviceRoutes, { devices: options.devices });
+  await app.register(deviceRoutes, {
+    devices: options.devices,
+    ...(options.webhooks ? { webhooks: options.webhooks } : {}),
+  });
   return app;
 }

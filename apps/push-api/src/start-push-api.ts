@@ -70,6 +70,7 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
       router,
       idempotency,
       devices: new DeviceRegistry(await openDevicesBucket(nc, { replicas: config.nats.replicas })),
+      ...(config.webhooks ? { webhooks: config.webhooks } : {}),
       duplicateWaitMs: config.nodeTimeoutMs + config.ackGraceMs + 10_000,
       logger: log,
       registry,

@@ -5,7 +5,13 @@ import {
 } from '@switchboard/device-registry/device-registry';
 import { ApiError } from '@switchboard/http/api-error';
 import type { HttpApp } from '@switchboard/http/http-app';
-import { Device, DeviceId, DeviceList, DeviceRegistration } from '@switchboard/protocol/devices';
+import {
+  Device,
+  DeviceId,
+  DeviceList,
+  DeviceRegistration,
+  webhookUrlRefusal,
+} from '@switchboard/protocol/devices';
 import { ErrorBody, ErrorCodes } from '@switchboard/protocol/errors';
 import { UserId } from '@switchboard/protocol/message';
 import { z } from 'zod';
@@ -23,7 +29,16 @@ const DeviceParams = z.object({ userId: UserId, deviceId: DeviceId });
 const unavailable = (err: unknown) =>
   ApiError.unavailable('the device registry is unavailable, retry later', err);
 
-export async function deviceRoutes(app: HttpApp, opts: { devices: DeviceRegistry }): Promise<void> {
+export type DeviceRoutesOptions = {
+  devices: DeviceRegistry;
+  /**
+   * Where webhook devices may point (the same list OS push gets as `WEBHOOK_ALLOWED_HOSTS`);
+   * unset: not checked at registration (OS push still refuses what is not allowed).
+   */
+  webhooks?: { allowedHosts: readonly string[]; requireHttps: boolean };
+};
+
+export async function deviceRoutes(app: HttpApp, opts: DeviceRoutesOptions): Promise<void> {
   app.put(
     '/v1/users/:userId/devices/:deviceId',
     {
@@ -36,6 +51,15 @@ export async function deviceRoutes(app: HttpApp, opts: { devices: DeviceRegistry
       },
     },
     async (req) => {
+      if (req.body.platform === 'webhook' && opts.webhooks) {
+        const refusal = webhookUrlRefusal(req.body.token, opts.webhooks.allowedHosts, {
+          requireHttps: opts.webhooks.requireHttps,
+        });
+        if (refusal !== undefined)
+          throw new ApiError(400, ErrorCodes.validationFailed, `token: ${refusal}`, {
+            details: [{ path: ['token'], message: refusal }],
+          });
+      }
       try {
         return await opts.devices.put(req.params.userId, req.params.deviceId, req.body);
       } catch (err) {
