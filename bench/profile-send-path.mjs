@@ -86,7 +86,10 @@ for (const role of ['api', 'edge']) {
   const self = new Map();
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const dt = new Map();
-  prof.samples.forEach((id, i) => dt.set(id, (dt.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0)));
+  for (let i = 0; i < prof.samples.length; i++) {
+    const id = prof.samples[i];
+    dt.set(id, (dt.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
+  }
   let total = 0;
   const fn = new Map();
   for (const [id, us] of dt) {

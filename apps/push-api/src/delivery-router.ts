@@ -177,7 +177,8 @@ export class DeliveryRouter {
       const nodes = mirror?.nodes(userId);
       const alive = nodes === undefined ? undefined : presence.aliveNodeIds(nodes);
       if (alive === undefined || alive.length === 0) {
-        (misses ??= []).push(userId);
+        if (misses) misses.push(userId);
+        else misses = [userId];
         continue;
       }
       mirrored.push(userId);
@@ -294,9 +295,9 @@ export class DeliveryRouter {
     for (const [nodeId, users] of byNode) {
       for (const u of users) {
         if (!missedSet.has(u)) continue;
-        let nodes = asked.get(u);
-        if (!nodes) asked.set(u, (nodes = new Set()));
-        nodes.add(nodeId);
+        const nodes = asked.get(u);
+        if (nodes) nodes.add(nodeId);
+        else asked.set(u, new Set([nodeId]));
       }
     }
     let views: Awaited<ReturnType<PresenceReader['lookupMany']>>;

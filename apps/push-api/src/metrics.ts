@@ -17,8 +17,10 @@ export function createRouterMetrics(registry: Registry) {
     /** The counter child of one outcome. */
     recipientsOf(status: string, reason = '') {
       const key = `${status}|${reason}`;
-      let child = children.get(key);
-      if (!child) children.set(key, (child = recipients.labels(status, reason)));
+      const known = children.get(key);
+      if (known) return known;
+      const child = recipients.labels(status, reason);
+      children.set(key, child);
       return child;
     },
     nodeRequests: new Counter({

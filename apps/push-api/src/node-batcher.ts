@@ -106,7 +106,7 @@ export class NodeBatcher {
           for (const e of batch) e.reject(err);
           return;
         }
-        batch.forEach((e, i) => e.resolve(counts[i]!));
+        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(counts[i]!);
       },
       (err: unknown) => {
         for (const e of batch) e.reject(err);

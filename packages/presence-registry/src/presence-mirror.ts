@@ -30,20 +30,17 @@ export type PresenceMirrorOptions = {
 const decoder = new TextDecoder();
 
 export class PresenceMirror {
-  readonly #o: PresenceMirrorOptions;
   /** userId → its node entries (only users with at least one). */
   readonly #users = new Map<string, Record<string, NodePresence>>();
   #caughtUp = false;
   #watch: SnapshotWatch | undefined;
   #skipped = 0;
 
-  private constructor(options: PresenceMirrorOptions) {
-    this.#o = options;
-  }
+  private constructor() {}
 
   /** Starts the watch and resolves once the current entries are loaded. */
   static async create(options: PresenceMirrorOptions): Promise<PresenceMirror> {
-    const mirror = new PresenceMirror(options);
+    const mirror = new PresenceMirror();
     let seen = false;
     mirror.#watch = await watchWithSnapshot(
       options.kv,
