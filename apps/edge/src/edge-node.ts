@@ -18,15 +18,10 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  type Msg,
-  type NatsConnection,
-  NoRespondersError,
-  RequestError,
-  type Subscription,
-} from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { listenHttp, probeHandler } from '@switchboard/http/probes';
 import { ConnectionHealth } from '@switchboard/nats/connection';
+import { isNoResponders } from '@switchboard/nats/errors';
 import type { PresenceBuckets } from '@switchboard/nats/provision';
 import { NodeIdConflictError, NodeLease } from '@switchboard/presence-registry/node-lease';
 import { UserRegistrar } from '@switchboard/presence-registry/user-registrar';
@@ -377,10 +372,6 @@ export class EdgeNode {
   #subError(err: Error): void {
     this.#o.log.error({ err }, 'subscription error');
   }
-}
-
-function isNoResponders(err: unknown): boolean {
-  return err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders());
 }
 
 function createMetrics(registry: Registry, connections: () => number) {

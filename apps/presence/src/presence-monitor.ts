@@ -18,13 +18,15 @@
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isCasConflict } from '@switchboard/nats/errors';
+import { readUserEntry } from '@switchboard/presence-registry/codec';
 import {
   type SnapshotWatch,
   watchWithSnapshot,
 } from '@switchboard/presence-registry/kv-snapshot-watch';
 import type { LeaseLost, LeaseTable } from '@switchboard/presence-registry/lease-table';
+import { parseLease } from '@switchboard/presence-registry/node-lease';
 import { removeNodeFromEntry } from '@switchboard/presence-registry/user-registrar';
-import { type PresenceEvent, UserEntry } from '@switchboard/protocol/presence';
+import type { PresenceEvent, UserEntry } from '@switchboard/protocol/presence';
 import { Subjects } from '@switchboard/protocol/subjects';
 import { decodeUserKey } from '@switchboard/protocol/user-key';
 import type { Logger } from 'pino';
@@ -42,8 +44,6 @@ export type PresenceMonitorOptions = {
   /** Concurrent clean-up writes (default 64). */
   cleanupConcurrency?: number;
 };
-
-const decoder = new TextDecoder();
 
 export class PresenceMonitor {
   readonly #o: PresenceMonitorOptions;
@@ -68,16 +68,15 @@ export class PresenceMonitor {
     monitor.#watch = await watchWithSnapshot(
       options.users,
       (e, initial) => {
-        let entry: UserEntry | null = null;
-        let userId: string;
+        let read: ReturnType<typeof readUserEntry>;
         try {
-          userId = decodeUserKey(e.key);
-          if (e.operation === 'PUT') entry = UserEntry.parse(JSON.parse(decoder.decode(e.value)));
+          read = readUserEntry(e);
         } catch (err) {
           monitor.#skipped++;
           options.log.warn({ err, key: e.key }, 'ignored a malformed user entry');
           return;
         }
+        const { userId, entry } = read;
         monitor.#onEntry(e.key, userId, entry, initial);
       },
       undefined,
@@ -218,7 +217,7 @@ export class PresenceMonitor {
     } catch (err) {
       if (!isCasConflict(err)) throw err;
       const e = await nodes.get(lease.nodeId);
-      return e === null || e.operation !== 'PUT' || parseEpoch(e) !== lease.epoch;
+      return e === null || e.operation !== 'PUT' || parseLease(e.value)?.epoch !== lease.epoch;
     }
   }
 
@@ -264,7 +263,7 @@ export class PresenceMonitor {
       // The server has the last word: an epoch whose lease is still stored is alive.
       void this.#o.nodes.get(nodeId).then(
         (e) => {
-          if (e?.operation === 'PUT' && parseEpoch(e) === epoch) return;
+          if (e?.operation === 'PUT' && parseLease(e.value)?.epoch === epoch) return;
           this.#o.log.info(
             { nodeId, epoch, users: keys.length },
             'removing entries of a node without a lease',
@@ -303,14 +302,5 @@ export class PresenceMonitor {
   #publish(event: PresenceEvent): void {
     this.#events++;
     this.#o.nc.publish(Subjects.presenceEvents, JSON.stringify(event));
-  }
-}
-
-/** The epoch of a lease entry, or null when it cannot be read. */
-function parseEpoch(e: { value: Uint8Array }): string | null {
-  try {
-    return (JSON.parse(decoder.decode(e.value)) as { epoch?: string }).epoch ?? null;
-  } catch {
-    return null;
   }
 }

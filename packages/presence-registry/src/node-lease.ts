@@ -202,7 +202,8 @@ export class NodeLease {
   }
 }
 
-function parseLease(value: Uint8Array): NodeLeaseValue | null {
+/** A stored lease, or null when the value is not one. */
+export function parseLease(value: Uint8Array): NodeLeaseValue | null {
   try {
     return NodeLeaseSchema.parse(decodeJson(value));
   } catch {

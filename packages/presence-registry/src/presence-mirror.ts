@@ -13,8 +13,8 @@
  * again from KV before anyone calls it offline (see DeliveryRouter).
  */
 import type { KV } from '@nats-io/kv';
-import { type NodePresence, UserEntry } from '@switchboard/protocol/presence';
-import { decodeUserKey } from '@switchboard/protocol/user-key';
+import type { NodePresence } from '@switchboard/protocol/presence';
+import { readUserEntry } from './codec.js';
 import { type SnapshotWatch, watchWithSnapshot } from './kv-snapshot-watch.js';
 
 type Log = { warn(obj: object, msg: string): void };
@@ -26,8 +26,6 @@ export type PresenceMirrorOptions = {
   /** Longest wait for the initial snapshot (default 5 s). */
   initialLoadTimeoutMs?: number;
 };
-
-const decoder = new TextDecoder();
 
 export class PresenceMirror {
   /** userId → its node entries (only users with at least one). */
@@ -48,18 +46,16 @@ export class PresenceMirror {
         seen = true;
         // `delta`: messages still pending at the server after this one.
         mirror.#caughtUp = (e.delta ?? 0) === 0;
-        let userId: string;
-        let nodes: Record<string, NodePresence> | undefined;
+        let read: ReturnType<typeof readUserEntry>;
         try {
-          userId = decodeUserKey(e.key);
-          if (e.operation === 'PUT') {
-            nodes = UserEntry.parse(JSON.parse(decoder.decode(e.value))).nodes;
-          }
+          read = readUserEntry(e);
         } catch (err) {
           mirror.#skipped++;
           options.log.warn({ err, key: e.key }, 'presence mirror: ignored a malformed entry');
           return;
         }
+        const nodes = read.entry?.nodes;
+        const userId = read.userId;
         if (nodes && Object.keys(nodes).length > 0) mirror.#users.set(userId, nodes);
         else mirror.#users.delete(userId);
       },

@@ -3,9 +3,10 @@
  * its own NATS connection, as separate processes have) and the push API on real HTTP,
  * all built from their real configs. `close()` closes everything opened here.
  */
-import { connect, type NatsConnection, RequestError, TimeoutError } from '@nats-io/transport-node';
+import { connect, type NatsConnection, TimeoutError } from '@nats-io/transport-node';
 import { loadConfig as loadEdgeConfig } from '@switchboard/edge/config';
 import { type RunningEdge, startEdge } from '@switchboard/edge/start-edge';
+import { isNoResponders } from '@switchboard/nats/errors';
 import { nodeSubject } from '@switchboard/protocol/subjects';
 import { http, type TestResponse } from '@switchboard/testkit/http';
 import { NatsCluster, NatsServer } from '@switchboard/testkit/nats-server';
@@ -112,8 +113,7 @@ export class Stack {
         probe.request(nodeSubject(edge.node.nodeId), new Uint8Array(0), { timeout: 100 }).then(
           () => false,
           (err: unknown) =>
-            (err instanceof RequestError && err.isNoResponders()) ||
-            (err instanceof TimeoutError && ++unanswered >= 3),
+            isNoResponders(err) || (err instanceof TimeoutError && ++unanswered >= 3),
         ),
       { message: 'the server still routes to the crashed edge' },
     );
