@@ -36,6 +36,18 @@ export type EdgeConfig = {
   maxConnections: number;
   /** New connections admitted per second (0: no limit). */
   maxConnectsPerSecond: number;
+  /** Handshakes with a JWT-shaped token taken per client address per second (0: no limit). */
+  maxConnectsPerIpPerSecond: number;
+  /** Take the client address from the first `X-Forwarded-For` entry (behind a proxy). */
+  trustProxy: boolean;
+  /** Connections one user may hold across the cluster (0: no limit). */
+  maxConnectionsPerUser: number;
+  /** Bytes queued to one socket past which it is disconnected as a slow consumer. */
+  maxBufferedBytes: number;
+  /** Acked deliveries (per user) this node waits on at once; past it, deliveries are refused. */
+  maxInflightAcks: number;
+  /** How long before its token's expiry a socket is told to refresh (`$expiring`). */
+  tokenExpiryWarningMs: number;
   corsOrigins: string[] | '*';
   logLevel: z.infer<typeof logLevel>;
 };
@@ -66,6 +78,16 @@ export function loadConfig(env: Env): EdgeConfig {
       USER_ENTRY_TTL_MS: durationMs(DEFAULT_USER_ENTRY_TTL_MS, 60_000, 30 * 86_400_000),
       EDGE_MAX_CONNECTIONS: z.coerce.number().int().positive().default(100_000),
       EDGE_MAX_CONNECTS_PER_SECOND: z.coerce.number().int().nonnegative().default(0),
+      EDGE_MAX_CONNECTS_PER_IP_PER_SECOND: z.coerce.number().int().nonnegative().default(0),
+      EDGE_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+      MAX_CONNECTIONS_PER_USER: z.coerce.number().int().nonnegative().default(20),
+      EDGE_MAX_BUFFERED_BYTES: z.coerce
+        .number()
+        .int()
+        .min(64 * 1024)
+        .default(4 * 1024 * 1024),
+      EDGE_MAX_INFLIGHT_ACKS: z.coerce.number().int().positive().default(10_000),
+      TOKEN_EXPIRY_WARNING_MS: durationMs(30_000, 1_000, 3_600_000),
       CORS_ORIGINS: commaList().optional(),
       LOG_LEVEL: logLevel,
     },
@@ -93,6 +115,12 @@ export function loadConfig(env: Env): EdgeConfig {
     userEntryTtlMs: e.USER_ENTRY_TTL_MS,
     maxConnections: e.EDGE_MAX_CONNECTIONS,
     maxConnectsPerSecond: e.EDGE_MAX_CONNECTS_PER_SECOND,
+    maxConnectsPerIpPerSecond: e.EDGE_MAX_CONNECTS_PER_IP_PER_SECOND,
+    trustProxy: e.EDGE_TRUST_PROXY === 'true',
+    maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
+    maxBufferedBytes: e.EDGE_MAX_BUFFERED_BYTES,
+    maxInflightAcks: e.EDGE_MAX_INFLIGHT_ACKS,
+    tokenExpiryWarningMs: e.TOKEN_EXPIRY_WARNING_MS,
     corsOrigins: e.CORS_ORIGINS ?? '*',
     logLevel: e.LOG_LEVEL,
   };

@@ -27,17 +27,21 @@ import { NodeIdConflictError, NodeLease } from '@switchboard/presence-registry/n
 import { UserRegistrar } from '@switchboard/presence-registry/user-registrar';
 import {
   BroadcastEnvelope,
-  type Delivery,
   decodeDeliveries,
   encodeBatchReply,
   encodeLegacyNodeReply,
   encodeNodeReply,
   type NodeReply,
 } from '@switchboard/protocol/delivery';
+import { Limits } from '@switchboard/protocol/message';
 import {
   type ClientToServerEvents,
+  type CloseReason,
+  CloseReasons,
   ConnectErrors,
+  ControlEvents,
   type InterServerEvents,
+  type RefreshResult,
   type ServerToClientEvents,
   type SocketData,
 } from '@switchboard/protocol/socket';
@@ -47,9 +51,17 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { Server, type Socket } from 'socket.io';
 import { Admission } from './admission.js';
 import type { EdgeConfig } from './config.js';
-import { deliverNow, deliverWithAck, type Emitter } from './delivery.js';
+import { deliverNow, deliverWithAck, type Emitter, OutboundLimit } from './delivery.js';
+import { IpAdmission } from './ip-admission.js';
 import { LocalSockets } from './local-sockets.js';
-import { InvalidTokenError, type TokenVerifier } from './token-verifier.js';
+import { TokenExpiry } from './token-expiry.js';
+import {
+  ExpiredTokenError,
+  InvalidTokenError,
+  looksLikeJwt,
+  type TokenVerifier,
+  type VerifiedToken,
+} from './token-verifier.js';
 
 type EdgeSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
@@ -66,6 +78,8 @@ export type EdgeNodeOptions = {
 const DRAIN_DISCONNECT_TIMEOUT_MS = 5_000;
 /** Longest a handshake waits for the user's presence write before `connect_error` unavailable. */
 const REGISTER_TIMEOUT_MS = 5_000;
+/** How long a slow consumer's connection may linger after its close was sent. */
+const SLOW_CONSUMER_TERMINATE_MS = 1_000;
 /** How long a start-up probe of the node subject waits for a live holder to answer. */
 const PROBE_TIMEOUT_MS = 1_000;
 
@@ -83,6 +97,13 @@ export class EdgeNode {
   #draining = false;
   #fenced = false;
   readonly #admission: Admission;
+  readonly #ipAdmission: IpAdmission;
+  readonly #expiry: TokenExpiry<EdgeSocket>;
+  readonly #outbound: OutboundLimit<EdgeSocket>;
+  /** Sockets this node is closing itself (slow consumer, expired token). */
+  readonly #closing = new WeakSet<EdgeSocket>();
+  /** Per-user acked deliveries waiting on devices now (bounded by `maxInflightAcks`). */
+  #inflightAcks = 0;
   #fatal: (err: Error) => void = () => {};
   /** Resolves with the reason when this node had to stop serving on its own (node id taken). */
   readonly fatal = new Promise<Error>((resolve) => {
@@ -94,6 +115,17 @@ export class EdgeNode {
     const { config, buckets, log } = options;
     this.nodeId = config.nodeId;
     this.#admission = new Admission(config.maxConnectsPerSecond);
+    this.#ipAdmission = new IpAdmission(config.maxConnectsPerIpPerSecond);
+    this.#expiry = new TokenExpiry<EdgeSocket>({
+      warningMs: config.tokenExpiryWarningMs,
+      onWarn: (socket, expiresAt) => emitControl(socket, ControlEvents.expiring, { expiresAt }),
+      onExpire: (socket) => this.#close(socket, CloseReasons.expired),
+    });
+    this.#outbound = new OutboundLimit<EdgeSocket>(config.maxBufferedBytes, (socket, queued) => {
+      if (!this.#closing.has(socket))
+        log.warn({ userId: socket.data.userId, queued }, 'slow consumer disconnected');
+      this.#close(socket, CloseReasons.slowConsumer);
+    });
     this.#health = new ConnectionHealth(options.nc);
     this.#metrics = createMetrics(options.registry, () => this.#sockets.connections);
     const epoch = randomUUID();
@@ -135,6 +167,7 @@ export class EdgeNode {
       serveClient: false,
     });
     this.#io.use((socket, next) => void this.#authenticate(socket, next));
+    this.#io.on('connection', (socket) => this.#onConnection(socket));
   }
 
   /**
@@ -165,6 +198,7 @@ export class EdgeNode {
       config.userEntryTtlMs / 2,
       (userId) => this.#sockets.get(userId).size,
     );
+    this.#expiry.start();
     await listenHttp(this.#http, config.port, config.host);
     this.#o.log.info(
       { nodeId: this.nodeId, epoch: this.epoch, port: this.port },
@@ -204,6 +238,7 @@ export class EdgeNode {
       .markDraining()
       .catch((err: unknown) => log.warn({ err }, 'could not mark lease draining'));
     this.#registrar.stopRefresh();
+    this.#expiry.stop();
     this.#http.close();
     for (const socket of this.#io.of('/').sockets.values()) {
       // Closing the transport (not socket.disconnect()) makes clients reconnect.
@@ -221,6 +256,9 @@ export class EdgeNode {
     }
     this.#registrar.stop();
     for (const sub of this.#subs) sub.unsubscribe();
+    // Connections that did not close by now (a client that stopped reading) are cut, so
+    // the HTTP server can close.
+    this.#http.closeAllConnections();
     await this.#lease.stop().catch((err: unknown) => log.warn({ err }, 'could not delete lease'));
     await new Promise<void>((resolve) => this.#io.close(() => resolve()));
     log.info({ nodeId: this.nodeId }, 'edge node drained');
@@ -234,22 +272,35 @@ export class EdgeNode {
    * before the handshake completed.
    */
   async #authenticate(socket: EdgeSocket, next: (err?: Error) => void): Promise<void> {
+    const { config, log, verifier } = this.#o;
+    const refuse = (reason: string) => {
+      this.#metrics.rejected.inc({ reason });
+      next(new Error(reason));
+    };
     if (this.#draining) return next(new Error(ConnectErrors.draining));
-    if (this.#sockets.connections >= this.#o.config.maxConnections || !this.#admission.tryAdmit()) {
-      this.#metrics.rejected.inc({ reason: ConnectErrors.overloaded });
-      return next(new Error(ConnectErrors.overloaded));
-    }
-    let userId: string;
+    const token: unknown = socket.handshake.auth?.token;
+    // Junk is refused before it spends any budget: only JWT-shaped tokens cost a check.
+    if (!looksLikeJwt(token)) return refuse(ConnectErrors.unauthorized);
+    if (
+      this.#sockets.connections >= config.maxConnections ||
+      !this.#ipAdmission.tryAdmit(this.#clientAddress(socket))
+    )
+      return refuse(ConnectErrors.overloaded);
+    let verified: VerifiedToken;
     try {
-      userId = await this.#o.verifier.verify(socket.handshake.auth?.token);
+      verified = await verifier.verify(token);
     } catch (err) {
-      this.#metrics.rejected.inc({ reason: ConnectErrors.unauthorized });
-      if (!(err instanceof InvalidTokenError))
-        this.#o.log.error({ err }, 'token verification failed');
-      return next(new Error(ConnectErrors.unauthorized));
+      if (err instanceof ExpiredTokenError) return refuse(ConnectErrors.expired);
+      if (!(err instanceof InvalidTokenError)) log.error({ err }, 'token verification failed');
+      return refuse(ConnectErrors.unauthorized);
     }
+    // The node's admission rate is spent by verified clients only: a flood of bad tokens
+    // cannot lock real users out.
+    if (!this.#admission.tryAdmit()) return refuse(ConnectErrors.overloaded);
     if (socket.conn.readyState !== 'open') return;
+    const { userId } = verified;
     socket.data.userId = userId;
+    socket.data.expiresAt = verified.expiresAt;
     let present = true;
     const leave = () => {
       if (!present) return;
@@ -263,11 +314,81 @@ export class EdgeNode {
     if (!present) return;
     if (!written || this.#draining) {
       leave();
-      const reason = this.#draining ? ConnectErrors.draining : ConnectErrors.unavailable;
-      this.#metrics.rejected.inc({ reason });
-      return next(new Error(reason));
+      return refuse(this.#draining ? ConnectErrors.draining : ConnectErrors.unavailable);
+    }
+    // The entry just stored (compare-and-set) holds every node's count for this user.
+    const total = this.#registrar.storedConnections(userId) ?? 0;
+    if (config.maxConnectionsPerUser > 0 && total > config.maxConnectionsPerUser) {
+      leave();
+      return refuse(ConnectErrors.tooManyConnections);
     }
     next();
+  }
+
+  /** A connected socket: its token is watched for expiry and may be refreshed. */
+  #onConnection(socket: EdgeSocket): void {
+    this.#expiry.track(socket, socket.data.expiresAt);
+    socket.once('disconnect', () => this.#expiry.untrack(socket));
+    let refreshing = false;
+    socket.on(ControlEvents.refresh, (token: unknown, ack: unknown) => {
+      const answer = (result: RefreshResult) => {
+        if (typeof ack === 'function') ack(result);
+      };
+      // One refresh at a time per socket: a client cannot queue signature checks.
+      if (refreshing) return answer({ ok: false, error: 'unauthorized' });
+      refreshing = true;
+      this.#refresh(socket, token)
+        .then(answer)
+        .finally(() => {
+          refreshing = false;
+        });
+    });
+  }
+
+  async #refresh(socket: EdgeSocket, token: unknown): Promise<RefreshResult> {
+    try {
+      const verified = await this.#o.verifier.verify(token);
+      if (verified.userId !== socket.data.userId) {
+        this.#metrics.refreshes.inc({ outcome: 'forbidden' });
+        return { ok: false, error: 'forbidden' };
+      }
+      socket.data.expiresAt = verified.expiresAt;
+      if (socket.connected) this.#expiry.track(socket, verified.expiresAt);
+      this.#metrics.refreshes.inc({ outcome: 'ok' });
+      return { ok: true, expiresAt: verified.expiresAt };
+    } catch (err) {
+      const error = err instanceof ExpiredTokenError ? 'expired' : 'unauthorized';
+      this.#metrics.refreshes.inc({ outcome: error });
+      return { ok: false, error };
+    }
+  }
+
+  /** Closes a socket on the node's own account, telling the client why first. */
+  #close(socket: EdgeSocket, reason: CloseReason): void {
+    if (this.#closing.has(socket)) return;
+    this.#closing.add(socket);
+    this.#metrics.closed.inc({ reason });
+    // Not in the middle of a delivery loop over this user's sockets.
+    queueMicrotask(() => {
+      emitControl(socket, ControlEvents.closing, { reason });
+      socket.disconnect(true);
+      // A client that does not read never answers the WebSocket close: drop the TCP
+      // connection after a moment instead of holding it (and a drain) for ws's 30 s.
+      if (reason === CloseReasons.slowConsumer) {
+        const ws = (socket.conn as unknown as { transport?: { socket?: { terminate?(): void } } })
+          .transport?.socket;
+        setTimeout(() => ws?.terminate?.(), SLOW_CONSUMER_TERMINATE_MS).unref();
+      }
+    });
+  }
+
+  #clientAddress(socket: EdgeSocket): string {
+    if (this.#o.config.trustProxy) {
+      const forwarded = socket.handshake.headers['x-forwarded-for'];
+      const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+      if (first) return first;
+    }
+    return socket.handshake.address;
   }
 
   async #onDelivery(msg: Msg): Promise<void> {
@@ -285,6 +406,7 @@ export class EdgeNode {
       return;
     }
     const sockets = this.#sockets as unknown as LocalSockets<Emitter>;
+    const outbound = this.#outbound as unknown as OutboundLimit<Emitter>;
     let reply: string;
     let users = 0;
     try {
@@ -292,20 +414,42 @@ export class EdgeNode {
         // Batches carry plain deliveries only: written at once, answered together.
         const counts = decoded.deliveries.map((d) => {
           users += d.userIds.length;
-          return deliverNow(sockets, d);
+          return deliverNow(sockets, d, outbound);
         });
         reply = encodeBatchReply(this.nodeId, this.epoch, counts);
       } else {
         const d = decoded.deliveries[0]!;
         users = d.userIds.length;
-        const outcome: NodeReply =
-          d.ackTimeoutMs === undefined
-            ? { nodeId: this.nodeId, epoch: this.epoch, connections: deliverNow(sockets, d) }
-            : {
-                nodeId: this.nodeId,
-                epoch: this.epoch,
-                ...(await deliverWithAck(sockets, d as Delivery & { ackTimeoutMs: number })),
-              };
+        let outcome: NodeReply;
+        if (d.ackTimeoutMs === undefined) {
+          outcome = {
+            nodeId: this.nodeId,
+            epoch: this.epoch,
+            connections: deliverNow(sockets, d, outbound),
+          };
+        } else {
+          // Waits on devices are bounded: past the cap the node refuses (the push API
+          // reports node-unavailable and falls back), and no wait outlasts the API's bound.
+          if (this.#inflightAcks + users > this.#o.config.maxInflightAcks) {
+            this.#metrics.refused.inc({ reason: 'ack-capacity' });
+            msg.respond(JSON.stringify({ error: 'overloaded: too many acked deliveries waiting' }));
+            return;
+          }
+          const ackTimeoutMs = Math.min(
+            Limits.maxAckTimeoutMs,
+            Math.max(Limits.minAckTimeoutMs, d.ackTimeoutMs),
+          );
+          this.#inflightAcks += users;
+          try {
+            outcome = {
+              nodeId: this.nodeId,
+              epoch: this.epoch,
+              ...(await deliverWithAck(sockets, { ...d, ackTimeoutMs }, outbound)),
+            };
+          } finally {
+            this.#inflightAcks -= users;
+          }
+        }
         reply = d.legacy ? encodeLegacyNodeReply(d.userIds, outcome) : encodeNodeReply(outcome);
       }
     } catch (err) {
@@ -374,6 +518,11 @@ export class EdgeNode {
   }
 }
 
+/** Control events carry one payload, outside the message events' `(data, meta)` shape. */
+function emitControl(socket: EdgeSocket, event: string, payload: object): void {
+  (socket.emit as (event: string, ...args: unknown[]) => boolean)(event, payload);
+}
+
 function createMetrics(registry: Registry, connections: () => number) {
   return {
     connections: new Gauge({
@@ -386,7 +535,25 @@ function createMetrics(registry: Registry, connections: () => number) {
     }),
     rejected: new Counter({
       name: 'switchboard_edge_connections_rejected_total',
-      help: 'Connections refused at the handshake',
+      help: 'Connections refused at the handshake, by connect_error reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    closed: new Counter({
+      name: 'switchboard_edge_connections_closed_total',
+      help: 'Sockets the edge closed itself, by reason (expired, slow_consumer)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    refreshes: new Counter({
+      name: 'switchboard_edge_token_refreshes_total',
+      help: 'Token refreshes by outcome (ok, expired, unauthorized, forbidden)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    refused: new Counter({
+      name: 'switchboard_edge_deliveries_refused_total',
+      help: 'Deliveries the edge refused whole, by reason (ack-capacity)',
       labelNames: ['reason'],
       registers: [registry],
     }),

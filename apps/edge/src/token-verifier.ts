@@ -7,13 +7,36 @@
 import { createPublicKey, webcrypto } from 'node:crypto';
 import { UserId } from '@switchboard/protocol/message';
 import { MAX_USER_ID_BYTES } from '@switchboard/protocol/user-key';
-import { createRemoteJWKSet, importSPKI, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { createRemoteJWKSet, errors, importSPKI, type JWTVerifyGetKey, jwtVerify } from 'jose';
 
 export class InvalidTokenError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'InvalidTokenError';
   }
+}
+
+/** A token that was valid but whose `exp` has passed: the client needs a fresh one. */
+export class ExpiredTokenError extends InvalidTokenError {
+  constructor(options?: ErrorOptions) {
+    super('token expired', options);
+    this.name = 'ExpiredTokenError';
+  }
+}
+
+/** What a valid token says: whose it is and until when (ms since the epoch). */
+export type VerifiedToken = { userId: string; expiresAt: number };
+
+/** Longest a token may be: a JWT's three base64url parts; longer is refused unparsed. */
+export const MAX_TOKEN_LENGTH = 8_192;
+const JWT_SHAPE = /^[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*$/;
+
+/**
+ * The cheap check before any admission budget or signature work: a string of at most
+ * {@link MAX_TOKEN_LENGTH} characters shaped like a compact JWS.
+ */
+export function looksLikeJwt(token: unknown): token is string {
+  return typeof token === 'string' && token.length <= MAX_TOKEN_LENGTH && JWT_SHAPE.test(token);
 }
 
 export type TokenVerifierOptions = {
@@ -71,10 +94,14 @@ export class TokenVerifier {
     throw new Error('TokenVerifier needs a secret, a public key or a JWKS URL');
   }
 
-  /** The user id of a valid token; throws {@link InvalidTokenError} otherwise. */
-  async verify(token: unknown): Promise<string> {
+  /**
+   * The user id and expiry of a valid token; throws {@link ExpiredTokenError} for a token
+   * whose `exp` has passed and {@link InvalidTokenError} for anything else wrong.
+   */
+  async verify(token: unknown): Promise<VerifiedToken> {
     if (typeof token !== 'string' || token.length === 0)
       throw new InvalidTokenError('missing token');
+    if (!looksLikeJwt(token)) throw new InvalidTokenError('not a compact JWT');
     try {
       // One call for both kinds of key; jose accepts a CryptoKey and a key resolver alike.
       const { payload } = await jwtVerify(token, this.#key as unknown as Uint8Array, {
@@ -91,9 +118,10 @@ export class TokenVerifier {
           `sub must be a user id of 1 to ${MAX_USER_ID_BYTES} bytes of well-formed Unicode without control characters`,
         );
       }
-      return sub.data;
+      return { userId: sub.data, expiresAt: (payload.exp as number) * 1000 };
     } catch (err) {
       if (err instanceof InvalidTokenError) throw err;
+      if (err instanceof errors.JWTExpired) throw new ExpiredTokenError({ cause: err });
       throw new InvalidTokenError('token rejected', { cause: err });
     }
   }

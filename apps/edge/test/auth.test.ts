@@ -34,6 +34,12 @@ describe('edge auth', () => {
       userEntryTtlMs: 86_400_000,
       maxConnections: 2,
       maxConnectsPerSecond: 0,
+      maxConnectsPerIpPerSecond: 0,
+      trustProxy: false,
+      maxConnectionsPerUser: 0,
+      maxBufferedBytes: 4 * 1024 * 1024,
+      maxInflightAcks: 10_000,
+      tokenExpiryWarningMs: 30_000,
       corsOrigins: '*',
       logLevel: 'silent',
     };
@@ -54,7 +60,7 @@ describe('edge auth', () => {
     await nats?.stop();
   });
 
-  const rejected = async (token: string | undefined) => {
+  const rejected = async (token: string | undefined, reason = 'unauthorized') => {
     const err = await connectClient(url, { token }).then(
       (s) => {
         s.close();
@@ -62,7 +68,7 @@ describe('edge auth', () => {
       },
       (e: Error) => e,
     );
-    expect(err?.message).toBe('unauthorized');
+    expect(err?.message).toBe(reason);
   };
 
   it('auth - a valid token connects', async () => {
@@ -75,8 +81,16 @@ describe('edge auth', () => {
   it('auth - garbage gets connect_error unauthorized', () => rejected('not-a-jwt'));
   it('auth - a token signed with another secret gets connect_error unauthorized', async () =>
     rejected(await mintToken({ sub: 'u1', secret: 'another-secret-another-secret-000000' })));
-  it('auth - an expired token gets connect_error unauthorized', async () =>
-    rejected(await mintToken({ sub: 'u1', secret: SECRET, expiresInSeconds: -60 })));
+  it('auth - an expired token gets connect_error expired (a fresh token will do)', async () =>
+    rejected(await mintToken({ sub: 'u1', secret: SECRET, expiresInSeconds: -60 }), 'expired'));
+  it('auth - an expired token signed with another secret is unauthorized, not expired', async () =>
+    rejected(
+      await mintToken({
+        sub: 'u1',
+        secret: 'another-secret-another-secret-000000',
+        expiresInSeconds: -60,
+      }),
+    ));
   it('auth - a token without sub gets connect_error unauthorized', async () => {
     const now = Math.floor(Date.now() / 1000);
     const token = await new SignJWT({})

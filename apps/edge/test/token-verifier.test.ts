@@ -1,7 +1,13 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { InvalidTokenError, TokenVerifier } from '../src/token-verifier.js';
+import {
+  ExpiredTokenError,
+  InvalidTokenError,
+  looksLikeJwt,
+  MAX_TOKEN_LENGTH,
+  TokenVerifier,
+} from '../src/token-verifier.js';
 
 const sign = (alg: string, key: Parameters<SignJWT['sign']>[0], sub = 'user-1') =>
   new SignJWT({})
@@ -24,7 +30,7 @@ describe('token verifier', () => {
       const verifier = await TokenVerifier.create({
         publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
       });
-      expect(await verifier.verify(await sign(alg, privateKey))).toBe('user-1');
+      expect((await verifier.verify(await sign(alg, privateKey))).userId).toBe('user-1');
       // A token signed with another key, or with HS256 and the public key as secret, is refused.
       const other = generateKeyPairSync(type as 'ec', params as { namedCurve: string }).privateKey;
       await expect(verifier.verify(await sign(alg, other))).rejects.toThrow(InvalidTokenError);
@@ -51,7 +57,49 @@ describe('token verifier', () => {
       .setAudience('switchboard')
       .setExpirationTime('1m')
       .sign(key);
-    expect(await verifier.verify(good)).toBe('u');
+    expect((await verifier.verify(good)).userId).toBe('u');
     await expect(verifier.verify(await sign('HS256', key, 'u'))).rejects.toThrow(InvalidTokenError);
+  });
+
+  it('token verifier - says when a token expires, and tells expired apart from invalid', async () => {
+    const secret = 'expiry-test-secret-expiry-test-secret-00';
+    const key = new TextEncoder().encode(secret);
+    const verifier = await TokenVerifier.create({ jwtSecret: secret });
+    const exp = Math.floor(Date.now() / 1000) + 90;
+    const ok = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('u')
+      .setExpirationTime(exp)
+      .sign(key);
+    expect(await verifier.verify(ok)).toEqual({ userId: 'u', expiresAt: exp * 1000 });
+    const old = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('u')
+      .setExpirationTime(Math.floor(Date.now() / 1000) - 5)
+      .sign(key);
+    await expect(verifier.verify(old)).rejects.toThrow(ExpiredTokenError);
+    const forged = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('u')
+      .setExpirationTime(Math.floor(Date.now() / 1000) - 5)
+      .sign(new TextEncoder().encode('another-secret-another-secret-another'));
+    const err = await verifier.verify(forged).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidTokenError);
+    expect(err).not.toBeInstanceOf(ExpiredTokenError);
+  });
+
+  it('token verifier - the shape check takes compact JWTs only, and none too long', () => {
+    expect(looksLikeJwt('eyJh.eyJz.c2ln')).toBe(true);
+    expect(looksLikeJwt('eyJh.eyJz.')).toBe(true); // alg none still reaches the real check
+    for (const bad of [
+      undefined,
+      42,
+      '',
+      'not-a-jwt',
+      'a.b',
+      'a b.c.d',
+      `${'a'.repeat(MAX_TOKEN_LENGTH)}.bb.cc`,
+    ])
+      expect(looksLikeJwt(bad)).toBe(false);
   });
 });

@@ -164,6 +164,20 @@ export class UserRegistrar {
     });
   }
 
+  /**
+   * Connections of `userId` across the cluster in the entry as this node last stored or
+   * read it (every node's count, this one's included), or undefined when it holds none.
+   * Right after `whenWritten` resolved true this is the stored truth at that revision: the
+   * write was a compare-and-set on it. Nodes that died and are not cleaned up yet count.
+   */
+  storedConnections(userId: string): number | undefined {
+    const entry = this.#known.get(userId)?.entry;
+    if (!entry) return undefined;
+    let n = 0;
+    for (const node of Object.values(entry.nodes)) n += node.connections;
+    return n;
+  }
+
   /** Users waiting for or in a write. */
   get pending(): number {
     return this.#queue.size + this.#inFlight.size;
