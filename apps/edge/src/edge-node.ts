@@ -175,7 +175,7 @@ export class EdgeNode {
    * the lease, then listens: by the time a client can connect, the node is alive for
    * readers and answers its subject, so no early delivery finds no responder.
    */
-  async start(): Promise<void> {
+  async start(hooks?: { beforeListen?(): Promise<void> }): Promise<void> {
     const { config, nc } = this.#o;
     await this.#probe();
     this.#subs.push(
@@ -199,6 +199,7 @@ export class EdgeNode {
       (userId) => this.#sockets.get(userId).size,
     );
     this.#expiry.start();
+    await hooks?.beforeListen?.();
     await listenHttp(this.#http, config.port, config.host);
     this.#o.log.info(
       { nodeId: this.nodeId, epoch: this.epoch, port: this.port },

@@ -3,6 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { createMetricsRegistry } from '@switchboard/http/health';
 import { connectNats } from '@switchboard/nats/connection';
 import { openPresenceBuckets } from '@switchboard/nats/provision';
+import type { StartContext } from '@switchboard/runtime/service';
 import type { Logger } from 'pino';
 import type { EdgeConfig } from './config.js';
 import { EdgeNode } from './edge-node.js';
@@ -15,8 +16,17 @@ export type RunningEdge = {
   fatal: Promise<Error>;
 };
 
-export async function startEdge(config: EdgeConfig, log: Logger): Promise<RunningEdge> {
-  const nc = await connectNats({ ...config.nats, name: `edge-${config.nodeId}`, log });
+export async function startEdge(
+  config: EdgeConfig,
+  log: Logger,
+  context?: StartContext,
+): Promise<RunningEdge> {
+  const nc = await connectNats({
+    ...config.nats,
+    name: `edge-${config.nodeId}`,
+    log,
+    ...(context ? { onWaiting: context.waiting } : {}),
+  });
   try {
     const buckets = await openPresenceBuckets(nc, {
       replicas: config.nats.replicas,
@@ -31,7 +41,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Runnin
       log,
       registry: createMetricsRegistry('edge'),
     });
-    await node.start();
+    await node.start(context);
     return {
       node,
       nc,

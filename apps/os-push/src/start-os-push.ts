@@ -12,6 +12,7 @@ import {
   openDevicesBucket,
 } from '@switchboard/nats/provision';
 import type { Platform } from '@switchboard/protocol/devices';
+import type { StartContext } from '@switchboard/runtime/service';
 import type { Logger } from 'pino';
 import type { OsPushConfig } from './config.js';
 import { DeliveryProgress } from './delivery-progress.js';
@@ -40,8 +41,17 @@ export function createProviders(config: OsPushConfig, log: Logger): Record<Platf
   };
 }
 
-export async function startOsPush(config: OsPushConfig, log: Logger): Promise<RunningOsPush> {
-  const nc = await connectNats({ ...config.nats, name: 'os-push', log });
+export async function startOsPush(
+  config: OsPushConfig,
+  log: Logger,
+  context?: StartContext,
+): Promise<RunningOsPush> {
+  const nc = await connectNats({
+    ...config.nats,
+    name: 'os-push',
+    log,
+    ...(context ? { onWaiting: context.waiting } : {}),
+  });
   try {
     const health = new ConnectionHealth(nc);
     const replicas = config.nats.replicas;
@@ -71,6 +81,7 @@ export async function startOsPush(config: OsPushConfig, log: Logger): Promise<Ru
         info: () => ({ stats: worker.stats }),
       }),
     );
+    await context?.beforeListen();
     const url = await listenHttp(http, config.port, config.host);
     return {
       worker,

@@ -7,6 +7,7 @@ import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
 import { openLeaderBucket } from '@switchboard/nats/provision';
 import type { LeaseTable } from '@switchboard/presence-registry/lease-table';
 import { openPresenceReader } from '@switchboard/presence-registry/open-reader';
+import type { StartContext } from '@switchboard/runtime/service';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { PresenceConfig } from './config.js';
@@ -24,8 +25,17 @@ export type RunningPresence = {
   stop(): Promise<void>;
 };
 
-export async function startPresence(config: PresenceConfig, log: Logger): Promise<RunningPresence> {
-  const nc = await connectNats({ ...config.nats, name: 'presence', log });
+export async function startPresence(
+  config: PresenceConfig,
+  log: Logger,
+  context?: StartContext,
+): Promise<RunningPresence> {
+  const nc = await connectNats({
+    ...config.nats,
+    name: 'presence',
+    log,
+    ...(context ? { onWaiting: context.waiting } : {}),
+  });
   try {
     const health = new ConnectionHealth(nc);
     const {
@@ -66,6 +76,7 @@ export async function startPresence(config: PresenceConfig, log: Logger): Promis
       monitor.stop();
       leases.stop();
     });
+    await context?.beforeListen();
     await app.listen({ port: config.port, host: config.host });
     const { port } = app.server.address() as AddressInfo;
     return {

@@ -16,6 +16,7 @@ import { StatusBatcher } from '@switchboard/nats/status-stream';
 import { openPresenceReader } from '@switchboard/presence-registry/open-reader';
 import { PresenceMirror } from '@switchboard/presence-registry/presence-mirror';
 import type { SendMessageResponse } from '@switchboard/protocol/message';
+import type { StartContext } from '@switchboard/runtime/service';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { PushApiConfig } from './config.js';
@@ -31,8 +32,17 @@ export type RunningPushApi = {
   stop(): Promise<void>;
 };
 
-export async function startPushApi(config: PushApiConfig, log: Logger): Promise<RunningPushApi> {
-  const nc = await connectNats({ ...config.nats, name: 'push-api', log });
+export async function startPushApi(
+  config: PushApiConfig,
+  log: Logger,
+  context?: StartContext,
+): Promise<RunningPushApi> {
+  const nc = await connectNats({
+    ...config.nats,
+    name: 'push-api',
+    log,
+    ...(context ? { onWaiting: context.waiting } : {}),
+  });
   try {
     const health = new ConnectionHealth(nc);
     await ensureFallbackStream(nc, { replicas: config.nats.replicas });
@@ -83,6 +93,7 @@ export async function startPushApi(config: PushApiConfig, log: Logger): Promise<
       mirror.stop();
       leases.stop();
     });
+    await context?.beforeListen();
     await app.listen({ port: config.port, host: config.host });
     const { port } = app.server.address() as AddressInfo;
     return {

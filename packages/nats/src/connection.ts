@@ -18,11 +18,25 @@ export type ConnectOptions = {
   log?: StatusLog;
   /** Keep retrying the first connect instead of failing at once (default true). */
   waitOnFirstConnect?: boolean;
+  /** Told each time a first-connect attempt failed (what is waited for, and why). */
+  onWaiting?: (what: string, err: unknown) => void;
 };
 
-/** Opens a connection that reconnects without limit; status changes are logged. */
+/** Wrong credentials do not fix themselves: no point in waiting. */
+function isAuthError(err: unknown): boolean {
+  return (err as Error | null)?.name === 'AuthorizationError';
+}
+
+/** Longest pause between two first-connect attempts. */
+const MAX_FIRST_CONNECT_PAUSE_MS = 5_000;
+
+/**
+ * Opens a connection that reconnects without limit; status changes are logged. The first
+ * connect is retried forever (unless `waitOnFirstConnect` is false), each failed attempt
+ * logged with the servers tried and the error, with a growing pause (up to 5 s).
+ */
 export async function connectNats(options: ConnectOptions): Promise<NatsConnection> {
-  const nc = await connect({
+  const settings = {
     servers: options.servers,
     name: options.name,
     ...(options.user ? { user: options.user, pass: options.pass } : {}),
@@ -30,10 +44,27 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     reconnectJitter: 250,
-    waitOnFirstConnect: options.waitOnFirstConnect ?? true,
+    // A first attempt to an address that drops packets fails after this, not 20 s.
+    timeout: 5_000,
     // Stack traces captured per request cost more than they help on a hot path.
     noAsyncTraces: true,
-  });
+  };
+  let nc: NatsConnection;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      nc = await connect(settings);
+      break;
+    } catch (err) {
+      if (options.waitOnFirstConnect === false || isAuthError(err)) throw err;
+      const pauseMs = Math.min(MAX_FIRST_CONNECT_PAUSE_MS, 250 * 2 ** Math.min(attempt, 5));
+      options.log?.warn(
+        { servers: options.servers, attempt, err: (err as Error).message, retryInMs: pauseMs },
+        'waiting for NATS',
+      );
+      options.onWaiting?.(`NATS at ${options.servers.join(',')}`, err);
+      await new Promise((r) => setTimeout(r, pauseMs + Math.random() * 250));
+    }
+  }
   const log = options.log;
   if (log) {
     log.info({ server: nc.getServer() }, 'nats connected');

@@ -4,7 +4,9 @@
  */
 import { ConfigError, type Env } from '@switchboard/config/load';
 import { createLogger, type Logger } from '@switchboard/logger/logger';
+import { isTransientStartupError } from '@switchboard/nats/errors';
 import type { LevelWithSilent } from 'pino';
+import { StartupProbe } from './startup-probe.js';
 
 export type Stoppable = {
   stop(): Promise<void>;
@@ -69,15 +71,31 @@ export async function runService(options: ServiceOptions): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
+/** What an app's `start` is given besides its config and logger. */
+export type StartContext = {
+  /** Call right before the app listens on its port: the start-up probe lets go of it. */
+  beforeListen(): Promise<void>;
+  /** Call with what the app waits for (a NATS connection): the probe says so. */
+  waiting(what: string, err?: unknown): void;
+};
+
+/** Longest pause between two start attempts while NATS or JetStream is not ready. */
+const MAX_START_PAUSE_MS = 5_000;
+
 /**
  * What every `main.ts` is: a logger named after the app, the config read from the
  * environment (its log level applied), and the app started by `start` under
- * {@link runService}.
+ * {@link runService}. Until the app listens, its port answers `/healthz` 200 and `/readyz`
+ * 503 naming what it waits for ({@link StartupProbe}); a start that fails because NATS or
+ * JetStream is not ready yet (a fresh cluster electing stream leaders) is retried with a
+ * log line each time, any other failure exits 1.
  */
-export async function runApp<C extends { logLevel: LevelWithSilent }>(options: {
+export async function runApp<
+  C extends { logLevel: LevelWithSilent; port?: number; host?: string },
+>(options: {
   name: string;
   loadConfig(env: Env): C;
-  start(config: C, log: Logger): Promise<Stoppable>;
+  start(config: C, log: Logger, context: StartContext): Promise<Stoppable>;
 }): Promise<void> {
   const log = createLogger({ name: options.name });
   await runService({
@@ -86,7 +104,40 @@ export async function runApp<C extends { logLevel: LevelWithSilent }>(options: {
     async start() {
       const config = options.loadConfig(process.env);
       log.level = config.logLevel;
-      return options.start(config, log);
+      let probe: StartupProbe | undefined;
+      const openProbe = async () => {
+        if (!probe && config.port)
+          probe = await StartupProbe.listen(config.port, config.host ?? '0.0.0.0', 'NATS');
+      };
+      const context: StartContext = {
+        async beforeListen() {
+          const p = probe;
+          probe = undefined;
+          await p?.close();
+        },
+        waiting: (what, err) => probe?.waiting(what, err),
+      };
+      await openProbe();
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const service = await options.start(config, log, context);
+          await context.beforeListen();
+          return service;
+        } catch (err) {
+          if (!isTransientStartupError(err)) {
+            await context.beforeListen();
+            throw err;
+          }
+          await openProbe();
+          const pauseMs = Math.min(MAX_START_PAUSE_MS, 250 * 2 ** Math.min(attempt, 5));
+          log.warn(
+            { attempt, err: (err as Error).message, retryInMs: pauseMs },
+            'waiting for NATS JetStream (streams and buckets not ready yet)',
+          );
+          probe?.waiting('NATS JetStream', err);
+          await new Promise((r) => setTimeout(r, pauseMs));
+        }
+      }
     },
   });
 }
