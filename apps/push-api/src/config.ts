@@ -31,6 +31,8 @@ export type PushApiConfig = {
   idempotencyPendingTimeoutMs: number;
   /** How long a fallback hand-off is retried while JetStream is unavailable. */
   fallbackRetryMs: number;
+  /** One deadline per send beyond its ack wait (OS push hand-offs included). */
+  sendTimeoutMs: number;
   /** Webhook devices are refused at registration unless they point here (when set). */
   webhooks?: { allowedHosts: string[]; requireHttps: boolean };
   logLevel: z.infer<typeof logLevel>;
@@ -55,6 +57,7 @@ export function loadConfig(env: Env): PushApiConfig {
       RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(60_000),
       IDEMPOTENCY_PENDING_TIMEOUT_MS: durationMs(90_000, 1_000, 3_600_000),
       FALLBACK_RETRY_MS: durationMs(10_000, 0, 600_000),
+      SEND_TIMEOUT_MS: durationMs(15_000, 1_000, 600_000),
       WEBHOOK_ALLOWED_HOSTS: commaList().optional(),
       LOG_LEVEL: logLevel,
     },
@@ -72,6 +75,7 @@ export function loadConfig(env: Env): PushApiConfig {
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     idempotencyPendingTimeoutMs: e.IDEMPOTENCY_PENDING_TIMEOUT_MS,
     fallbackRetryMs: e.FALLBACK_RETRY_MS,
+    sendTimeoutMs: e.SEND_TIMEOUT_MS,
     ...(e.WEBHOOK_ALLOWED_HOSTS
       ? {
           webhooks: {

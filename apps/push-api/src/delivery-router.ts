@@ -57,6 +57,12 @@ export type DeliveryRouterOptions = {
   log: Logger;
   nodeTimeoutMs: number;
   ackGraceMs: number;
+  /**
+   * One deadline per send, beyond its ack wait: OS push hand-offs not done by then are
+   * answered per recipient (`fallback-failed` when tried, `deadline` when not reached).
+   * Default 15 s.
+   */
+  sendTimeoutMs?: number;
   /** Concurrent fallback publishes of one multicast (default 256). */
   fallbackConcurrency?: number;
   metrics?: RouterMetrics;
@@ -156,7 +162,14 @@ export class DeliveryRouter {
     if (message.fallback) {
       const undelivered = results.flatMap((r, i) => (r.status === 'delivered' ? [] : [i]));
       if (undelivered.length > 0)
-        await this.#enqueueFallbacks(message, message.fallback, sentAt, results, undelivered);
+        await this.#enqueueFallbacks(
+          message,
+          message.fallback,
+          sentAt,
+          results,
+          undelivered,
+          sentAt + (this.#o.sendTimeoutMs ?? 15_000) + (message.ack ? message.ackTimeoutMs : 0),
+        );
     }
     this.#record(message, sentAt, maxPayload, byNode, results);
     return results;
@@ -405,6 +418,7 @@ export class DeliveryRouter {
     sentAt: number,
     results: RecipientResult[],
     indexes: number[],
+    deadline: number,
   ): Promise<void> {
     let next = 0;
     const worker = async () => {
@@ -412,16 +426,23 @@ export class DeliveryRouter {
         const i = indexes[next++]!;
         const result = results[i]!;
         const reason = result.reason ?? 'offline';
+        if (Date.now() >= deadline) {
+          results[i] = { userId: result.userId, status: 'dropped', reason: 'deadline' };
+          continue;
+        }
         try {
-          await this.#o.fallback.enqueue({
-            id: message.id,
-            userId: result.userId,
-            event: message.event,
-            data: message.data ?? null,
-            sentAt,
-            reason,
-            notification,
-          });
+          await this.#o.fallback.enqueue(
+            {
+              id: message.id,
+              userId: result.userId,
+              event: message.event,
+              data: message.data ?? null,
+              sentAt,
+              reason,
+              notification,
+            },
+            deadline,
+          );
           results[i] = { userId: result.userId, status: 'fallback', reason };
         } catch (err) {
           this.#o.log.error(

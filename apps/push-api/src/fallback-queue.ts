@@ -17,31 +17,49 @@ export type FallbackQueueOptions = {
   retryMs?: number;
 };
 
+/** The send's deadline passed before JetStream acked a hand-off. */
+export class FallbackDeadlineError extends Error {
+  constructor() {
+    super('the send deadline passed before the fallback hand-off was acked');
+    this.name = 'FallbackDeadlineError';
+  }
+}
+
 export class FallbackQueue {
   readonly #js: JetStreamClient;
   readonly #retryMs: number;
+  readonly #timeoutMs: number;
 
   constructor(nc: NatsConnection, options: FallbackQueueOptions = {}) {
-    this.#js = jetstream(nc, { timeout: options.timeoutMs ?? 5_000 });
+    this.#timeoutMs = options.timeoutMs ?? 5_000;
+    this.#js = jetstream(nc, { timeout: this.#timeoutMs });
     this.#retryMs = options.retryMs ?? 10_000;
   }
 
   /**
-   * Stores one recipient's message durably, retrying for up to `retryMs`; rejects when
-   * JetStream never acked. Retries cannot store it twice: the dedup id is the same.
+   * Stores one recipient's message durably, retrying for up to `retryMs` and never past
+   * `deadline` (ms since the epoch: no attempt outlasts it); rejects when JetStream never
+   * acked. Retries cannot store it twice: the dedup id is the same.
    */
-  async enqueue(message: FallbackMessage): Promise<void> {
+  async enqueue(message: FallbackMessage, deadline = Infinity): Promise<void> {
     const subject = fallbackSubject(message.userId);
     const payload = encoder.encode(JSON.stringify(message));
     const msgID = `${message.id}:${message.userId}`;
-    const deadline = Date.now() + this.#retryMs;
+    const until = Math.min(deadline, Date.now() + this.#retryMs);
     for (let attempt = 0; ; attempt++) {
+      const left = until - Date.now();
       try {
-        await this.#js.publish(subject, payload, { msgID });
+        if (left <= 0 && attempt > 0) throw new FallbackDeadlineError();
+        await this.#js.publish(subject, payload, {
+          msgID,
+          timeout: Math.max(1, Math.min(this.#timeoutMs, left)),
+        });
         return;
       } catch (err) {
-        if (Date.now() >= deadline) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * 2 ** attempt)));
+        if (Date.now() >= until) throw err;
+        await new Promise((r) =>
+          setTimeout(r, Math.min(1_000, 50 * 2 ** attempt, Math.max(0, until - Date.now()))),
+        );
       }
     }
   }

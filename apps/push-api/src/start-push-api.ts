@@ -66,6 +66,7 @@ export async function startPushApi(
       fallback: new FallbackQueue(nc, { retryMs: config.fallbackRetryMs }),
       log,
       nodeTimeoutMs: config.nodeTimeoutMs,
+      sendTimeoutMs: config.sendTimeoutMs,
       ackGraceMs: config.ackGraceMs,
     });
     const idempotency = new IdempotencyStore<SendMessageResponse>({
@@ -81,7 +82,7 @@ export async function startPushApi(
       idempotency,
       devices: new DeviceRegistry(await openDevicesBucket(nc, { replicas: config.nats.replicas })),
       ...(config.webhooks ? { webhooks: config.webhooks } : {}),
-      duplicateWaitMs: config.nodeTimeoutMs + config.ackGraceMs + 10_000,
+      duplicateWaitMs: config.nodeTimeoutMs + config.ackGraceMs + config.sendTimeoutMs,
       logger: log,
       registry,
       readiness: { nats: () => health.connected },

@@ -135,6 +135,8 @@ export const UndeliveredReason = z.enum([
   'ack-timeout',
   'node-unavailable',
   'fallback-failed',
+  /** The send's deadline (`SEND_TIMEOUT_MS`) came before this recipient's OS push hand-off was tried. */
+  'deadline',
 ]);
 export type UndeliveredReason = z.infer<typeof UndeliveredReason>;
 
