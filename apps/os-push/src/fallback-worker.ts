@@ -270,6 +270,7 @@ export class FallbackWorker {
         await recordStatusDurably(this.#o.nc, {
           kind: 'provider',
           id: message.id,
+          ...(message.owner === undefined ? {} : { owner: message.owner }),
           userId: message.userId,
           at: Date.now(),
           attempt,
@@ -289,7 +290,7 @@ export class FallbackWorker {
     try {
       if (attempt > 1) {
         try {
-          progress = await this.#o.progress.read(message.id, message.userId);
+          progress = await this.#o.progress.read(progressId(message), message.userId);
           hadProgress = Object.keys(progress.devices).length > 0 || progress.error !== undefined;
         } catch (err) {
           this.#fail('progress-read', { err, ...context }, 'delivery progress not readable');
@@ -462,7 +463,7 @@ export class FallbackWorker {
     context: Record<string, unknown>,
   ): Promise<void> {
     try {
-      await this.#o.progress.write(message.id, message.userId, progress);
+      await this.#o.progress.write(progressId(message), message.userId, progress);
     } catch (err) {
       // The retry still happens; its redelivery may send again to devices settled now.
       this.#fail('progress-write', { err, ...context }, 'delivery progress not stored');
@@ -471,7 +472,7 @@ export class FallbackWorker {
 
   async #forgetProgress(message: FallbackMessage, context: Record<string, unknown>): Promise<void> {
     try {
-      await this.#o.progress.remove(message.id, message.userId);
+      await this.#o.progress.remove(progressId(message), message.userId);
     } catch (err) {
       // Harmless: the entry expires with the bucket's max age.
       this.#fail('progress-write', { err, ...context }, 'delivery progress not removed');
@@ -526,7 +527,7 @@ export class FallbackWorker {
       const message = FallbackMessage.parse(stored.json());
       let progress = emptyProgress();
       try {
-        progress = await this.#o.progress.read(message.id, message.userId);
+        progress = await this.#o.progress.read(progressId(message), message.userId);
       } catch {
         // The letter goes without device details.
       }
@@ -579,4 +580,9 @@ function outcomeOf(device: Device, result: SendResult): DeviceOutcome {
         ...(result.invalid ? { invalid: true } : {}),
       };
   }
+}
+
+/** Progress is per message of one API key: two keys may use the same message id. */
+function progressId(message: FallbackMessage): string {
+  return message.owner === undefined ? message.id : `${message.owner}:${message.id}`;
 }

@@ -68,7 +68,12 @@ export type DeliveryRouterOptions = {
   metrics?: RouterMetrics;
 };
 
-export type OutgoingMessage = Omit<SendMessageRequest, 'to' | 'id'> & { id: string; to: string[] };
+export type OutgoingMessage = Omit<SendMessageRequest, 'to' | 'id'> & {
+  id: string;
+  to: string[];
+  /** The sending API key's id: its status records and fallback hand-offs carry it. */
+  owner?: string;
+};
 
 type Reached = { connections: number; acked: number };
 type Delivered = { reached: Map<string, Reached>; unreachable: Set<string> };
@@ -395,6 +400,7 @@ export class DeliveryRouter {
       const record: SendRecord = {
         kind: 'send',
         id: message.id,
+        ...(message.owner === undefined ? {} : { owner: message.owner }),
         event: message.event,
         acceptedAt: sentAt,
         finishedAt: Date.now(),
@@ -434,6 +440,7 @@ export class DeliveryRouter {
           await this.#o.fallback.enqueue(
             {
               id: message.id,
+              ...(message.owner === undefined ? {} : { owner: message.owner }),
               userId: result.userId,
               event: message.event,
               data: message.data ?? null,

@@ -44,7 +44,8 @@ export class FallbackQueue {
   async enqueue(message: FallbackMessage, deadline = Infinity): Promise<void> {
     const subject = fallbackSubject(message.userId);
     const payload = encoder.encode(JSON.stringify(message));
-    const msgID = `${message.id}:${message.userId}`;
+    // Two API keys may use the same message id: the owner keeps their hand-offs apart.
+    const msgID = `${message.owner ?? ''}:${message.id}:${message.userId}`;
     const until = Math.min(deadline, Date.now() + this.#retryMs);
     for (let attempt = 0; ; attempt++) {
       const left = until - Date.now();

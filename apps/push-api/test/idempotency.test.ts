@@ -1,7 +1,10 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Streams } from '@switchboard/protocol/subjects';
+import { http } from '@switchboard/testkit/http';
 import { collect } from '@switchboard/testkit/socket-client';
 import { waitFor } from '@switchboard/testkit/wait-for';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Stack } from './support/stack.js';
+import { API_KEY, SECOND_API_KEY, Stack } from './support/stack.js';
 
 describe('push-api idempotency', () => {
   let stack: Stack;
@@ -70,5 +73,45 @@ describe('push-api idempotency', () => {
     );
     expect(res.status).toBe(400);
     expect((await res.json()).error.details[0].field).toBe('headers.idempotency-key');
+  });
+
+  it('per key - idempotency keys, message status and fallback hand-offs are scoped to the API key', async () => {
+    const inbox = collect(await stack.client('scoped', 0));
+    const as = (key: string) => ({ authorization: `Bearer ${key}` });
+    const body = { to: 'scoped', event: 'dm.new', data: { n: 1 } };
+    const a = await stack.post('/v1/messages', body, {
+      ...as(API_KEY),
+      'idempotency-key': 'shared',
+    });
+    const b = await stack.post('/v1/messages', body, {
+      ...as(SECOND_API_KEY),
+      'idempotency-key': 'shared',
+    });
+    // The second key's request is its own: sent, not a replay of the first key's.
+    expect(b.headers.get('idempotent-replayed')).toBeNull();
+    const [aJson, bJson] = [await a.json(), await b.json()];
+    expect(bJson.id).not.toBe(aJson.id);
+    await waitFor(() => inbox.length === 2);
+    // Each key reads its own message's status; the other key's is not found.
+    const status = async (id: string, key: string) =>
+      (await http(`${stack.apiUrl}/v1/messages/${id}`, { headers: as(key) })).status;
+    await waitFor(async () => (await status(aJson.id, API_KEY)) === 200);
+    expect(await status(aJson.id, SECOND_API_KEY)).toBe(404);
+    await waitFor(async () => (await status(bJson.id, SECOND_API_KEY)) === 200);
+    expect(await status(bJson.id, API_KEY)).toBe(404);
+    // The same message id from both keys to an offline user: two hand-offs, not one deduped.
+    const jsm = await jetstreamManager(await stack.connect('per-key-audit'));
+    const before = (await jsm.streams.info(Streams.fallback)).state.messages;
+    const offline = {
+      id: 'same-id-both-keys',
+      to: 'scoped-offline',
+      event: 'dm.new',
+      fallback: { title: 't', body: 'b' },
+    };
+    for (const key of [API_KEY, SECOND_API_KEY]) {
+      const res = await (await stack.post('/v1/messages', offline, as(key))).json();
+      expect(res.results[0]).toMatchObject({ status: 'fallback', reason: 'offline' });
+    }
+    expect((await jsm.streams.info(Streams.fallback)).state.messages).toBe(before + 2);
   });
 });

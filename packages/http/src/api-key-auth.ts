@@ -14,7 +14,11 @@ declare module 'fastify' {
     public?: boolean;
   }
   interface FastifyRequest {
-    /** Which configured key authenticated the request (its index in API_KEYS), for per-key limits. */
+    /**
+     * Which configured key authenticated the request: the first 16 hex digits of its
+     * SHA-256 (stable across reorderings of API_KEYS, and no secret). Rate limits, message
+     * status and idempotency keys are per key id.
+     */
     apiKeyId?: string;
   }
 }
@@ -35,9 +39,15 @@ export function apiKeyChecker(keys: readonly string[]): (presented: string) => n
   };
 }
 
+/** The public id of an API key: the first 16 hex digits of its SHA-256. */
+export function apiKeyIdOf(key: string): string {
+  return digest(key).toString('hex').slice(0, 16);
+}
+
 export const apiKeyAuth = fp<{ keys: readonly string[] }>(
   async (app: FastifyInstance, opts) => {
     const check = apiKeyChecker(opts.keys);
+    const ids = opts.keys.map(apiKeyIdOf);
     app.addHook('onRequest', async (req) => {
       if (req.routeOptions.config?.public === true) return;
       // Unknown routes are 404 for everyone; only real routes need a key.
@@ -46,7 +56,7 @@ export const apiKeyAuth = fp<{ keys: readonly string[] }>(
       const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
       const index = m ? check(m[1]!) : -1;
       if (index < 0) throw ApiError.unauthorized();
-      req.apiKeyId = `key-${index}`;
+      req.apiKeyId = ids[index];
     });
   },
   { name: 'switchboard-api-key-auth' },

@@ -3,8 +3,9 @@
  * in the documented error shape with Retry-After, and probes still answer; once the lag is
  * gone, requests go through again.
  */
-import { createHttpApp } from '@switchboard/http/http-app';
+
 import { createMetricsRegistry } from '@switchboard/http/health';
+import { createHttpApp } from '@switchboard/http/http-app';
 import { waitFor } from '@switchboard/testkit/wait-for';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';

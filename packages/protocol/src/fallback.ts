@@ -4,6 +4,8 @@ import { FallbackNotification, UndeliveredReason } from './message.js';
 
 export const FallbackMessage = z.object({
   id: z.string(),
+  /** The id of the API key that sent the message (status and idempotency are per key). */
+  owner: z.string().optional(),
   userId: z.string(),
   event: z.string(),
   data: z.unknown(),

@@ -9,6 +9,8 @@ import { RecipientStatus, UndeliveredReason } from './message.js';
 export const SendRecord = z.object({
   kind: z.literal('send'),
   id: z.string(),
+  /** The id of the API key that sent the message (status and idempotency are per key). */
+  owner: z.string().optional(),
   event: z.string(),
   acceptedAt: z.number(),
   finishedAt: z.number(),
@@ -43,6 +45,8 @@ export type StatusBatch = z.infer<typeof StatusBatch>;
 export const ProviderRecord = z.object({
   kind: z.literal('provider'),
   id: z.string(),
+  /** The id of the API key that sent the message (status and idempotency are per key). */
+  owner: z.string().optional(),
   userId: z.string(),
   at: z.number(),
   outcome: z.enum([

@@ -78,7 +78,9 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
     async (req, reply) => {
       if (!opts.ready()) throw notReady();
       const body = req.body;
-      const key = req.headers['idempotency-key'] ?? body.id;
+      const given = req.headers['idempotency-key'] ?? body.id;
+      // Per API key: one service can neither replay nor block another's key.
+      const key = given === undefined ? undefined : `${req.apiKeyId ?? ''}:${given}`;
       let claim: Awaited<ReturnType<IdempotencyStore<SendMessageResponse>['claim']>> | undefined;
       if (key !== undefined) {
         const bound = (body.ack ? body.ackTimeoutMs : 0) + opts.duplicateWaitMs;
@@ -115,6 +117,7 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
         const results = await opts.router.send({
           ...body,
           id,
+          ...(req.apiKeyId === undefined ? {} : { owner: req.apiKeyId }),
           to: Array.isArray(body.to) ? body.to : [body.to],
         });
         response = { id, results };

@@ -96,7 +96,11 @@ export async function statusRoutes(app: HttpApp, opts: { nc: NatsConnection }): 
       } catch (err) {
         throw ApiError.unavailable('message status is unavailable, retry later', err);
       }
-      const status = buildStatus(req.params.id, records);
+      // Per API key: another key's records of the same id are not this caller's message.
+      // Records from before owners were recorded carry none and stay readable.
+      const owner = req.apiKeyId;
+      const mine = records.filter((r) => r.owner === undefined || r.owner === owner);
+      const status = buildStatus(req.params.id, mine);
       if (!status) throw ApiError.notFound(`no message ${req.params.id} in the last 24 hours`);
       return status;
     },
