@@ -2,9 +2,11 @@
  * `/healthz` (the process is alive), `/readyz` (its dependencies are usable) and
  * `/metrics` (Prometheus text). All public.
  */
+
+import { natsPermissionViolations } from '@switchboard/nats/connection';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
 
 export type HealthOptions = {
   /** Named checks; the app is ready when all return true. */
@@ -19,6 +21,15 @@ export function createMetricsRegistry(app: string): Registry {
   // Event-loop delay sampled every 100 ms, not prom-client's 10 ms: the default wakes every
   // process 100 times a second (measured: 5.6 against 2.4 ms of CPU per idle second).
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+  new Counter({
+    name: 'switchboard_nats_permission_violations_total',
+    help: 'Permission violations NATS reported to this process (a deployment fault; each is logged)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(natsPermissionViolations());
+    },
+  });
   return registry;
 }
 

@@ -1,11 +1,12 @@
 /** One NATS connection per process: reconnects forever, logs its status, drains on stop. */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, PermissionViolationError } from '@nats-io/transport-node';
 
 export type { NatsConnection };
 
 type StatusLog = {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
 };
 
 export type ConnectOptions = {
@@ -71,10 +72,19 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
     void (async () => {
       for await (const s of nc.status()) {
         switch (s.type) {
+          case 'error':
+            // A permission the account does not grant: a deployment fault, never routine.
+            if (s.error instanceof PermissionViolationError) {
+              permissionViolations++;
+              log.error(
+                { err: s.error, subject: s.error.subject, operation: s.error.operation },
+                'nats permission violation',
+              );
+            } else log.warn({ status: s }, 'nats error');
+            break;
           case 'disconnect':
           case 'staleConnection':
           case 'slowConsumer':
-          case 'error':
             log.warn({ status: s }, `nats ${s.type}`);
             break;
           case 'reconnect':
@@ -87,6 +97,16 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
     })();
   }
   return nc;
+}
+
+let permissionViolations = 0;
+
+/**
+ * Permission violations the server reported to this process's connections (each also
+ * logged at error level); the apps expose it as `switchboard_nats_permission_violations_total`.
+ */
+export function natsPermissionViolations(): number {
+  return permissionViolations;
 }
 
 /** Connectivity from status events, so that readiness checks need no round-trip. */

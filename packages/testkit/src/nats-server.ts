@@ -77,6 +77,11 @@ export class NatsServer {
     this.#ownsStore = ownsStore;
   }
 
+  /** Every permission violation line the server logged ("Publish Violation", "Subscription Violation") (the first 1,000). */
+  get permissionViolations(): readonly string[] {
+    return this.#violations;
+  }
+
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }
@@ -119,12 +124,20 @@ export class NatsServer {
     return new NatsServer(port, monitorPort, storeDir, configPath, ownsStore);
   }
 
+  readonly #violations: string[] = [];
+
   async #spawn(): Promise<void> {
     const bin = findNatsServer();
     this.#stderr = '';
     const proc = spawn(bin, ['-c', this.#configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     proc.stderr?.on('data', (d: Buffer) => {
-      this.#stderr = (this.#stderr + d.toString()).slice(-8192);
+      const text = d.toString();
+      this.#stderr = (this.#stderr + text).slice(-8192);
+      if (/Violation/.test(text)) {
+        for (const line of text.split('\n'))
+          if (/Violation/.test(line) && this.#violations.length < 1_000)
+            this.#violations.push(line.trim());
+      }
     });
     live.add(proc);
     proc.once('exit', () => live.delete(proc));
