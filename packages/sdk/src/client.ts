@@ -156,6 +156,7 @@ export function createSwitchboard(options: SwitchboardOptions): Switchboard {
   const presenceBase =
     options.presenceUrl === undefined ? undefined : baseUrl('presenceUrl', options.presenceUrl);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (!(timeoutMs > 0)) throw new TypeError('timeoutMs must be a number > 0');
   const retries: RetryOptions = { ...DEFAULT_RETRIES, ...options.retries };
   if (!(retries.max >= 0) || !(retries.minDelayMs >= 0) || !(retries.maxDelayMs >= 0))
     throw new TypeError('retries.max, minDelayMs and maxDelayMs must be numbers >= 0');
