@@ -4,6 +4,7 @@
  */
 import {
   DiscardPolicy,
+  jetstream,
   jetstreamManager,
   RetentionPolicy,
   StorageType,
@@ -25,23 +26,31 @@ export type ProvisionOptions = { replicas: number };
 
 export type PresenceBuckets = { nodes: KV; users: KV };
 
+/** How long one presence read or write may take before it fails and is retried. */
+export const PRESENCE_WRITE_TIMEOUT_MS = 2_000;
+
 /** Opens `presence-nodes` (max_age = lease TTL) and `presence-users` (long max_age). */
 export async function openPresenceBuckets(
   nc: NatsConnection,
   options: ProvisionOptions & { leaseTtlMs?: number; userEntryTtlMs?: number },
 ): Promise<PresenceBuckets> {
-  const kvm = new Kvm(nc);
+  const leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+  // A write lost with a connection (NATS restarted while it was in flight) is only retried
+  // after its timeout: a heartbeat must fail within its interval, a presence write soon
+  // enough that a user is routable again within about 2 s of NATS coming back.
+  const nodesKvm = new Kvm(jetstream(nc, { timeout: Math.max(250, Math.floor(leaseTtlMs / 3)) }));
+  const usersKvm = new Kvm(jetstream(nc, { timeout: PRESENCE_WRITE_TIMEOUT_MS }));
   const [nodes, users] = await Promise.all([
-    kvm.create(Buckets.nodes, {
+    nodesKvm.create(Buckets.nodes, {
       history: 1,
-      ttl: options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
+      ttl: leaseTtlMs,
       replicas: options.replicas,
       // File, not memory: on 2.9 a clustered memory stream can come back from a node
       // restart with its sequence reset, which stalls watchers.
       storage: StorageType.File,
       description: 'switchboard node leases',
     }),
-    kvm.create(Buckets.users, {
+    usersKvm.create(Buckets.users, {
       history: 1,
       ttl: options.userEntryTtlMs ?? DEFAULT_USER_ENTRY_TTL_MS,
       replicas: options.replicas,

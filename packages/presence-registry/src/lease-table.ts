@@ -53,6 +53,7 @@ export class LeaseTable {
   #lastWatchEventAt: number;
   #polling = false;
   #lastPollAt = 0;
+  readonly #refreshed = new Map<string, { at: number; promise?: Promise<void> }>();
 
   private constructor(options: LeaseTableOptions) {
     this.#o = options;
@@ -213,6 +214,42 @@ export class LeaseTable {
     return (
       held !== undefined && held.lease.epoch === epoch && now - held.seenAt < this.#o.leaseTtlMs
     );
+  }
+
+  /**
+   * Reads one node's lease directly (one KV get), for a reader that meets an epoch this
+   * table has not seen: the node may have just rolled its epoch (after a NATS outage) while
+   * the watch lags or lost its consumer. At most one read per node per 250 ms. The lease is
+   * aged by the server's write times against the newest lease held, as the poll does.
+   */
+  refresh(nodeId: string): Promise<void> {
+    const now = this.#now();
+    const last = this.#refreshed.get(nodeId);
+    if (last && (last.promise || now - last.at < 250)) return last.promise ?? Promise.resolve();
+    const promise = (async () => {
+      try {
+        const e = await this.#o.kv.get(nodeId);
+        if (e?.operation !== 'PUT') return;
+        const writtenAt = e.created.getTime();
+        const held = this.#leases.get(nodeId);
+        if (held && held.writtenAt >= writtenAt) return;
+        let newest = writtenAt;
+        for (const h of this.#leases.values()) newest = Math.max(newest, h.writtenAt);
+        const lease = NodeLease.parse(decodeJson(e.value));
+        this.#put(nodeId, {
+          lease,
+          seenAt: this.#now() - Math.min(this.#o.leaseTtlMs, newest - writtenAt),
+          writtenAt,
+          revision: e.revision,
+        });
+      } catch (err) {
+        this.#o.log.warn({ err, nodeId }, 'lease read failed');
+      } finally {
+        this.#refreshed.set(nodeId, { at: this.#now() });
+      }
+    })();
+    this.#refreshed.set(nodeId, { at: now, promise });
+    return promise;
   }
 
   /** True when this epoch is known to be over (lost, deleted or replaced). */

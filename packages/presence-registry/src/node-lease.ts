@@ -74,6 +74,7 @@ export class NodeLease {
   /** The epoch was rolled since the last stored heartbeat. */
   #rolled = false;
   #beating: Promise<void> | undefined;
+  #beatStartedAt = 0;
 
   constructor(options: NodeLeaseOptions) {
     this.#o = options;
@@ -107,13 +108,19 @@ export class NodeLease {
     }
     this.#lastOkAt = Date.now();
     this.#timer = setInterval(() => {
-      // Skip a beat rather than pile up writes when NATS is slow.
-      if (this.#beating) return;
-      this.#beating = this.#put()
+      // Skip a beat rather than pile up writes when NATS is slow; but a write lost with a
+      // connection (NATS restarted while it was in flight) waits for JetStream's 5 s
+      // timeout, longer than the lease lives: after most of an interval the next beat goes out
+      // anyway (a healthy write takes milliseconds). The two are compare-and-set writes, so the later one re-reads and wins.
+      if (this.#beating && Date.now() - this.#beatStartedAt < this.heartbeatIntervalMs * 0.9)
+        return;
+      this.#beatStartedAt = Date.now();
+      const beat: Promise<void> = this.#put()
         .catch((err: unknown) => this.#o.log.warn({ err }, 'lease heartbeat failed'))
         .finally(() => {
-          this.#beating = undefined;
+          if (this.#beating === beat) this.#beating = undefined;
         });
+      this.#beating = beat;
     }, this.heartbeatIntervalMs);
     this.#timer.unref();
   }

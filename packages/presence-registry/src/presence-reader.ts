@@ -23,10 +23,24 @@ export class PresenceReader {
     this.#o = options;
   }
 
-  /** The user's live presence; one KV read, no node is asked. */
+  /**
+   * The user's live presence; one KV read, no node is asked. A node listed under an epoch
+   * the lease table has not seen (neither alive nor dead: it just rolled its epoch) has its
+   * lease read first, so a reader never calls a user offline for a watch that lags.
+   */
   async lookup(userId: string): Promise<PresenceView> {
     const e = await this.#o.kv.get(encodeUserKey(userId));
     const entry = e && e.operation === 'PUT' ? decodeJson<UserEntry>(e.value) : null;
+    if (entry) {
+      const { leases } = this.#o;
+      let unknown: Promise<void>[] | undefined;
+      for (const nodeId in entry.nodes) {
+        const { epoch } = entry.nodes[nodeId]!;
+        if (leases.isAlive(nodeId, epoch) || leases.isDead(nodeId, epoch)) continue;
+        (unknown ??= []).push(leases.refresh(nodeId));
+      }
+      if (unknown) await Promise.all(unknown);
+    }
     return this.view(userId, entry);
   }
 
