@@ -53,7 +53,11 @@ export const errorHandler = fp(
       if (err instanceof ApiError) {
         if (err.retryAfterSeconds !== undefined)
           reply.header('retry-after', String(err.retryAfterSeconds));
-        if (err.statusCode >= 500) req.log.error({ err: err.cause ?? err }, err.message);
+        // 503 without a cause is a known state (NATS away, overloaded): one warn line, no
+        // stack per request during an outage. A 503 with a cause, or any other 5xx, is logged
+        // in full.
+        if (err.statusCode === 503 && err.cause === undefined) req.log.warn(err.message);
+        else if (err.statusCode >= 500) req.log.error({ err: err.cause ?? err }, err.message);
         return send(reply, err.statusCode, err.code, err.message, err.details);
       }
       const status = err.statusCode ?? 500;
