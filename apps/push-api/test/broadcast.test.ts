@@ -13,6 +13,25 @@ describe('push-api broadcast, multicast at scale and slow nodes', () => {
   });
   afterAll(() => stack?.close());
 
+  it('broadcast - a retry with the same Idempotency-Key returns the first answer and broadcasts once', async () => {
+    const inbox = collect(await stack.client('b-idem', 0));
+    const body = { event: 'system.notice', data: { n: 1 } };
+    const first = await stack.post('/v1/broadcast', body, { 'idempotency-key': 'bc-1' });
+    const again = await stack.post('/v1/broadcast', body, { 'idempotency-key': 'bc-1' });
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(await again.json()).toEqual(await first.json());
+    // A sentinel broadcast after the retry: once it is in, a second copy would be too.
+    await stack.post('/v1/broadcast', { event: 'sentinel' });
+    await waitFor(() => inbox.some((m) => m.event === 'sentinel'));
+    expect(inbox.filter((m) => m.event === 'system.notice')).toHaveLength(1);
+    const reuse = await stack.post(
+      '/v1/broadcast',
+      { event: 'other' },
+      { 'idempotency-key': 'bc-1' },
+    );
+    expect(reuse.status).toBe(409);
+  });
+
   it('broadcast - one publish reaches every connected user on three nodes', async () => {
     const inboxes = await Promise.all(
       ['b1', 'b2', 'b3', 'b4'].map(async (u, i) => collect(await stack.client(u, i % 3))),

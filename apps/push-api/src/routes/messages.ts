@@ -14,7 +14,7 @@ import { newMessageId } from '@switchboard/protocol/message-id';
 import { Subjects } from '@switchboard/protocol/subjects';
 import { z } from 'zod';
 import { type DeliveryRouter, MessageTooLargeError } from '../delivery-router.js';
-import { IdempotencyStore } from '../idempotency-store.js';
+import { type Claim, IdempotencyStore } from '../idempotency-store.js';
 
 const errors = {
   400: ErrorBody,
@@ -57,6 +57,44 @@ export type MessageRoutesOptions = {
   duplicateWaitMs: number;
 };
 
+type Claimed<R> = Extract<Claim<R>, { kind: 'claimed' | 'replay' }>;
+
+/**
+ * Claims an idempotency key (none: undefined) for a request: `claimed` (go on, then commit
+ * or release), or `replay` of the first answer; a reuse for another body or a first
+ * request still running past `bound` is a 409, an unreadable store a 503.
+ */
+async function claimOnce<R>(
+  store: IdempotencyStore<R>,
+  key: string | undefined,
+  body: unknown,
+  bound: number,
+): Promise<Claimed<R> | undefined> {
+  if (key === undefined) return undefined;
+  let claim: Claim<R>;
+  try {
+    claim = await store.claim(key, IdempotencyStore.fingerprint(body), bound);
+  } catch (err) {
+    throw ApiError.unavailable('idempotency store is unavailable, retry later', err);
+  }
+  if (claim.kind === 'mismatch')
+    throw new ApiError(
+      409,
+      ErrorCodes.conflict,
+      'this idempotency key was used for a different request',
+    );
+  if (claim.kind === 'in-progress')
+    throw new ApiError(
+      409,
+      ErrorCodes.conflict,
+      'a request with this idempotency key is still running',
+      {
+        retryAfterSeconds: 1,
+      },
+    );
+  return claim;
+}
+
 const notReady = () => ApiError.unavailable('NATS is unreachable, retry later');
 
 export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): Promise<void> {
@@ -79,37 +117,15 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
       if (!opts.ready()) throw notReady();
       const body = req.body;
       const given = req.headers['idempotency-key'] ?? body.id;
-      // Per API key: one service can neither replay nor block another's key.
-      const key = given === undefined ? undefined : `${req.apiKeyId ?? ''}:${given}`;
-      let claim: Awaited<ReturnType<IdempotencyStore<SendMessageResponse>['claim']>> | undefined;
-      if (key !== undefined) {
-        const bound = (body.ack ? body.ackTimeoutMs : 0) + opts.duplicateWaitMs;
-        try {
-          claim = await opts.idempotency.claim(key, IdempotencyStore.fingerprint(body), bound);
-        } catch (err) {
-          throw ApiError.unavailable('idempotency store is unavailable, retry later', err);
-        }
-        if (claim.kind === 'replay') {
-          reply.header('idempotent-replayed', 'true');
-          return claim.response;
-        }
-        if (claim.kind === 'mismatch') {
-          throw new ApiError(
-            409,
-            ErrorCodes.conflict,
-            'this idempotency key was used for a different request',
-          );
-        }
-        if (claim.kind === 'in-progress') {
-          throw new ApiError(
-            409,
-            ErrorCodes.conflict,
-            'a request with this idempotency key is still running',
-            {
-              retryAfterSeconds: 1,
-            },
-          );
-        }
+      const claim = await claimOnce(
+        opts.idempotency,
+        given === undefined ? undefined : `${req.apiKeyId ?? ''}:${given}`,
+        body,
+        (body.ack ? body.ackTimeoutMs : 0) + opts.duplicateWaitMs,
+      );
+      if (claim?.kind === 'replay') {
+        reply.header('idempotent-replayed', 'true');
+        return claim.response;
       }
       const id = body.id ?? newMessageId();
       let response: SendMessageResponse;
@@ -146,14 +162,28 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
       schema: {
         summary: 'Send a message to every connected user',
         description:
-          'One publish on `push.v1.broadcast`; every edge emits it to all its sockets. No acks, no fallback.',
+          'One publish on `push.v1.broadcast`; every edge emits it to all its sockets. No acks, no fallback. With an `Idempotency-Key` header (or a body `id`), a retry returns the first answer and broadcasts nothing.',
         tags: ['messages'],
+        headers: SendHeaders,
         body: BroadcastRequest,
         response: { 200: BroadcastResponse, ...errors },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       if (!opts.ready()) throw notReady();
+      // Idempotent like a send (Idempotency-Key, else the body id; per API key): a retry
+      // after a lost answer does not broadcast twice.
+      const given = req.headers['idempotency-key'] ?? req.body.id;
+      const claim = await claimOnce(
+        opts.idempotency as unknown as IdempotencyStore<{ id: string }>,
+        given === undefined ? undefined : `broadcast:${req.apiKeyId ?? ''}:${given}`,
+        req.body,
+        opts.duplicateWaitMs,
+      );
+      if (claim?.kind === 'replay') {
+        reply.header('idempotent-replayed', 'true');
+        return claim.response;
+      }
       const id = req.body.id ?? randomUUID();
       const payload = JSON.stringify({
         id,
@@ -163,6 +193,7 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
       });
       const maxPayload = opts.nc.info?.max_payload ?? 1024 * 1024;
       if (Buffer.byteLength(payload) > maxPayload) {
+        if (claim) await claim.release();
         throw new ApiError(
           413,
           ErrorCodes.payloadTooLarge,
@@ -173,7 +204,14 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
         opts.nc.publish(Subjects.broadcast, payload);
         await opts.nc.flush();
       } catch (err) {
+        // Published into the client's buffer, it may still go out once NATS is back: the
+        // claim stays pending, so a retry with the same key waits rather than sends again.
         throw ApiError.unavailable('broadcast is unavailable, retry later', err);
+      }
+      if (claim) {
+        await claim.commit({ id }).catch((err: unknown) => {
+          req.log.error({ err, id }, 'could not store the idempotent broadcast answer');
+        });
       }
       return { id };
     },
