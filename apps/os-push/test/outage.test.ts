@@ -1,0 +1,54 @@
+/**
+ * OS push away for a while: fallbacks accepted meanwhile wait in the stream, and once a
+ * worker is back every one of them goes out, each exactly once; none is lost, none
+ * dead-lettered for having waited.
+ */
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { Streams } from '@switchboard/protocol/subjects';
+import { waitFor } from '@switchboard/testkit/wait-for';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PushRig } from './support.js';
+
+const TOKEN = 'c'.repeat(64);
+
+describe('os-push outage', () => {
+  let rig: PushRig;
+  beforeAll(async () => {
+    rig = await PushRig.start();
+  });
+  afterAll(() => rig?.close());
+
+  it('outage - fallbacks sent while no worker runs all go out once a worker is back', async () => {
+    const first = await rig.addWorker();
+    await rig.device('waiting', 'iphone', { platform: 'apns', token: TOKEN });
+    await rig.send('waiting');
+    await waitFor(() => rig.apns.delivered(TOKEN).length === 1);
+    await first.stop();
+    rig.workers = [];
+    const nc = await connect({ servers: rig.nats.url });
+    const jsm = await jetstreamManager(nc);
+    const ids: string[] = [];
+    const total = 80;
+    for (let i = 0; i < total; i++) ids.push(await rig.send('waiting'));
+    // All accepted and stored while nobody sends them.
+    expect((await jsm.streams.info(Streams.fallback)).state.messages).toBe(total);
+    expect(rig.apns.delivered(TOKEN)).toHaveLength(1);
+    // Past the worker's ack wait (OS_PUSH_ACK_WAIT_MS) with nobody there: nothing is
+    // redelivered into a void or counted against max_deliver.
+    await new Promise((r) => setTimeout(r, 1_500));
+    await rig.addWorker({ OS_PUSH_ACK_WAIT_MS: '1000' });
+    await waitFor(() => rig.apns.delivered(TOKEN).length >= total + 1, { timeoutMs: 20_000 });
+    // A sentinel sent after: once it is out, a duplicate of the backlog would be too.
+    const sentinelToken = 'd'.repeat(64);
+    await rig.device('sentinel', 'iphone', { platform: 'apns', token: sentinelToken });
+    await rig.send('sentinel');
+    await waitFor(() => rig.apns.delivered(sentinelToken).length === 1);
+    const apnsIds = rig.apns.delivered(TOKEN).map((r) => r.headers['apns-id']);
+    expect(apnsIds).toHaveLength(total + 1);
+    expect(new Set(apnsIds).size).toBe(total + 1);
+    await waitFor(async () => (await jsm.streams.info(Streams.fallback)).state.messages === 0);
+    expect((await jsm.streams.info(Streams.fallbackDlq)).state.messages).toBe(0);
+    await nc.close();
+  });
+});
