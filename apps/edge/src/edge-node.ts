@@ -153,7 +153,8 @@ export class EdgeNode {
     });
     this.#http = createServer(
       probeHandler({
-        checks: { nats: () => this.#health.connected, draining: () => !this.#draining },
+        // Every check reads true when good: `accepting` is false once the node drains.
+        checks: { nats: () => this.#health.connected, accepting: () => !this.#draining },
         registry: options.registry,
         info: () => ({ nodeId: this.nodeId }),
       }),

@@ -143,6 +143,8 @@ describe('edge auth', () => {
     expect(await (await http(`${url}/readyz`)).json()).toMatchObject({
       status: 'ready',
       nodeId: 'auth-edge',
+      // Every check is true when good.
+      checks: { nats: true, accepting: true },
     });
     expect(await (await http(`${url}/metrics`)).text()).toMatch(
       /switchboard_edge_connections_rejected_total\{reason="unauthorized"/,

@@ -148,5 +148,16 @@ describe('push-api docs', () => {
     expect(doc.components.schemas.SendMessageRequest.properties.to).toBeDefined();
     expect(doc.components.schemas.SendMessageRequest.example).toMatchObject({ event: 'dm.new' });
     expect((await http(`${stack.apiUrl}/docs`)).status).toBe(200);
+    // Tidy: public routes need no key, identical request/response forms appear once, only
+    // this app's schemas are listed, every response is described.
+    expect(doc.paths['/healthz'].get.security).toEqual([]);
+    expect(doc.paths['/v1/messages'].post.security).toBeUndefined();
+    expect(doc.components.schemas.ErrorInput).toBeUndefined();
+    expect(doc.components.schemas.Error).toBeDefined();
+    expect(doc.components.schemas.PresenceQueryResponse).toBeUndefined();
+    expect(JSON.stringify(doc)).not.toContain('Default Response');
+    expect(doc.paths['/v1/messages'].post.responses['200'].description).toBe(
+      'OK: SendMessageResponse',
+    );
   });
 });
