@@ -141,7 +141,7 @@ describe('os-push providers', () => {
     });
     const id = await rig.send('throttled');
     await waitFor(() => rig.apns.delivered(APNS_TOKEN(3)).length === 1, { timeoutMs: 10_000 });
-    await new Promise((r) => setTimeout(r, 300));
+    await rig.drained();
     expect(rig.apns.requests.filter((r) => r.token === APNS_TOKEN(3))).toHaveLength(2);
     expect(rig.apns.delivered(APNS_TOKEN(3))).toHaveLength(1);
     await waitFor(async () => steps(await rig.status(id)).includes('provider-accepted'));
@@ -210,7 +210,9 @@ describe('os-push providers', () => {
     await waitFor(() => rig.fcm.sends.filter((s) => s.token === FCM_TOKEN(4)).length === 2, {
       timeoutMs: 10_000,
     });
-    await new Promise((r) => setTimeout(r, 300));
+    // Every attempt is over (the message is acked or dead-lettered): a resend to the
+    // device that succeeded would have happened by now.
+    await rig.drained();
     expect(rig.apns.requests.filter((r) => r.token === APNS_TOKEN(4))).toHaveLength(1);
   });
 

@@ -1,10 +1,15 @@
 /** A real NATS, the push API and the OS push worker in-process, with local APNs and FCM. */
+
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { Streams } from '@switchboard/protocol/subjects';
 import { loadConfig as loadApiConfig } from '@switchboard/push-api/config';
 import { type RunningPushApi, startPushApi } from '@switchboard/push-api/start-push-api';
 import { ApnsServer } from '@switchboard/testkit/apns-server';
 import { FcmServer } from '@switchboard/testkit/fcm-server';
 import { http, type TestResponse } from '@switchboard/testkit/http';
 import { NatsServer, type NatsServerOptions } from '@switchboard/testkit/nats-server';
+import { waitFor } from '@switchboard/testkit/wait-for';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
 import { type RunningOsPush, startOsPush } from '../src/start-os-push.js';
@@ -128,6 +133,29 @@ export class PushRig {
         timeline: Array<{ step: string; deviceId?: string; detail?: string }>;
       }>;
     }>;
+  }
+
+  /**
+   * Resolves once every fallback message is acked or dead-lettered: the stream is empty and
+   * the consumer has nothing pending or in flight. After it, no further provider request
+   * for those messages can come, so a test may assert that none did.
+   */
+  async drained(timeoutMs = 15_000): Promise<void> {
+    const nc = await connect({ servers: this.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await waitFor(
+        async () => {
+          const s = await jsm.streams.info(Streams.fallback);
+          if (s.state.messages !== 0) return false;
+          const c = await jsm.consumers.info(Streams.fallback, 'os-push').catch(() => null);
+          return c === null || (c.num_ack_pending === 0 && c.num_pending === 0);
+        },
+        { timeoutMs, message: 'fallback messages still pending' },
+      );
+    } finally {
+      await nc.close();
+    }
   }
 
   async close(): Promise<void> {

@@ -21,7 +21,7 @@ describe('os-push workers', () => {
     const ids = [];
     for (let i = 0; i < 60; i++) ids.push(await rig.send('shared'));
     await waitFor(() => rig.apns.delivered(TOKEN).length >= 60, { timeoutMs: 20_000 });
-    await new Promise((r) => setTimeout(r, 300));
+    await rig.drained();
     const apnsIds = rig.apns.delivered(TOKEN).map((r) => r.headers['apns-id']);
     expect(apnsIds).toHaveLength(60);
     expect(new Set(apnsIds).size).toBe(60);
@@ -64,7 +64,8 @@ describe('os-push workers', () => {
       () => new Set(rig.apns.delivered(token).map((r) => r.headers['apns-id'])).size === total,
       { timeoutMs: 30_000 },
     );
-    await new Promise((r) => setTimeout(r, 500));
+    // Nothing left pending or in flight: a resend after the kill would have happened.
+    await rig.drained(30_000);
     const delivered = rig.apns.delivered(token).map((r) => String(r.headers['apns-id']));
     console.log(
       `kill -9: ${beforeRestart} delivered before the kill, ${rig.apns.requests.filter((r) => r.token === token).length} requests in all, ${delivered.length} answered`,

@@ -8,6 +8,14 @@ import { API_KEY, SECOND_API_KEY, Stack } from './support/stack.js';
 
 describe('push-api idempotency', () => {
   let stack: Stack;
+  /**
+   * Sends a sentinel after the requests under test answered and waits for it: a duplicate
+   * delivery of theirs would have been written to the socket before it.
+   */
+  const sentinel = async (to: string, inbox: Array<{ event: string }>) => {
+    await stack.post('/v1/messages', { to, event: 'sentinel' });
+    await waitFor(() => inbox.some((m) => m.event === 'sentinel'));
+  };
   beforeAll(async () => {
     stack = await Stack.start({ edges: 1 });
   });
@@ -23,8 +31,8 @@ describe('push-api idempotency', () => {
     expect(again.status).toBe(200);
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(await again.json()).toEqual(firstJson);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(inbox).toHaveLength(1);
+    await sentinel('idem-1', inbox);
+    expect(inbox.map((m) => m.event)).toEqual(['dm.new', 'sentinel']);
   });
 
   it('idempotency - the body id works as the key', async () => {
@@ -34,8 +42,8 @@ describe('push-api idempotency', () => {
     const b = await (await stack.post('/v1/messages', body)).json();
     expect(b).toEqual(a);
     expect(a.id).toBe('msg-42');
-    await new Promise((r) => setTimeout(r, 200));
-    expect(inbox).toHaveLength(1);
+    await sentinel('idem-2', inbox);
+    expect(inbox.map((m) => m.event)).toEqual(['dm.new', 'sentinel']);
   });
 
   it('idempotency - concurrent duplicates send once and all get the same answer', async () => {
@@ -50,8 +58,8 @@ describe('push-api idempotency', () => {
     expect(responses.map((r) => r.status)).toEqual(Array(8).fill(200));
     expect(new Set(bodies.map((b) => JSON.stringify(b))).size).toBe(1);
     await waitFor(() => inbox.length >= 1);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(inbox).toHaveLength(1);
+    await sentinel('idem-3', inbox);
+    expect(inbox.map((m) => m.event)).toEqual(['dm.new', 'sentinel']);
   });
 
   it('idempotency - reusing a key for a different request is a 409 conflict', async () => {

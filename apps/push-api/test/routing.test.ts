@@ -50,9 +50,13 @@ describe('push-api routing', () => {
       meta: { id: body.id },
     });
     expect(aliceB[0]?.meta.id).toBe(body.id);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(bob).toHaveLength(0);
-    expect(aliceA).toHaveLength(1);
+    // Sentinels sent after the answer (every write for alice happened before the edges
+    // answered): once they are in, a stray copy would be too.
+    await stack.post('/v1/messages', { to: 'bob', event: 'sentinel' });
+    await stack.post('/v1/messages', { to: 'alice', event: 'sentinel' });
+    await waitFor(() => bob.length === 1 && aliceA.length === 2 && aliceB.length === 2);
+    expect(bob.map((m) => m.event)).toEqual(['sentinel']);
+    expect(aliceA.map((m) => m.event)).toEqual(['dm.new', 'sentinel']);
   });
 
   it('routing - a message to one user crosses only the owning node subject', async () => {

@@ -160,18 +160,17 @@ describe('presence registry', () => {
     expect((rejected[0] as PromiseRejectedResult).reason).toBeInstanceOf(NodeIdConflictError);
   });
 
-  it('lease - the heartbeat is one write whatever the user count', async () => {
-    // The lease value does not grow with users: only the connection count changes.
-    const small = new NodeLease({
-      kv: nodes,
-      nodeId: 'n-size',
-      epoch: 'e',
-      url: 'x',
-      leaseTtlMs: TTL,
-      connections: () => 1,
-      log,
+  it('lease - the heartbeat is one small write whatever the user count', async () => {
+    // Written by a node with 10,000 connections: each beat is one message on the lease's
+    // key, and its size does not grow with users (only the count changes).
+    const writes: number[] = [];
+    const sub = nc.subscribe('$KV.presence-nodes.n-size', {
+      callback: (_e, m) => {
+        writes.push(m.data.length);
+      },
     });
-    const big = new NodeLease({
+    await nc.flush();
+    const lease = new NodeLease({
       kv: nodes,
       nodeId: 'n-size',
       epoch: 'e',
@@ -180,8 +179,15 @@ describe('presence registry', () => {
       connections: () => 10_000,
       log,
     });
-    const size = (l: NodeLease) => JSON.stringify(l.value()).length;
-    expect(size(big) - size(small)).toBe(4);
+    await lease.start();
+    const startedAt = Date.now();
+    await waitFor(() => writes.length >= 4, { timeoutMs: 5_000 });
+    const elapsed = Date.now() - startedAt;
+    await lease.stop();
+    sub.unsubscribe();
+    // One write at start and one per heartbeat interval (TTL / 3), no more.
+    expect(writes.length).toBeLessThanOrEqual(2 + Math.ceil(elapsed / lease.heartbeatIntervalMs));
+    for (const bytes of writes.slice(0, 4)) expect(bytes).toBeLessThan(300);
   });
 
   it('entries - count only while the node lease is alive with the same epoch', async () => {
@@ -314,7 +320,8 @@ describe('presence registry', () => {
     const reg = new UserRegistrar({ kv: users, nodeId: 'outage', epoch: 'o1', log });
     await nats.kill();
     reg.set('patient-user', 1);
-    await new Promise((r) => setTimeout(r, 2_500));
+    // A few attempts have failed; the write is still wanted.
+    await waitFor(() => reg.writeErrors >= 1, { timeoutMs: 10_000 });
     expect(reg.pending).toBe(1);
     await nats.restart();
     expect(await reg.flush(20_000)).toBe(true);
@@ -326,10 +333,13 @@ describe('presence registry', () => {
     const reg = new UserRegistrar({ kv: users, nodeId: 'stopping', epoch: 's1', log });
     await nats.kill();
     reg.set('never-written', 1);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => reg.pending === 1);
     reg.stop();
-    await new Promise((r) => setTimeout(r, 5_500));
+    // The attempt in flight ends with its timeout; then nothing is pending or retried.
+    await waitFor(() => reg.pending === 0, { timeoutMs: 10_000 });
+    const errors = reg.writeErrors;
     expect(reg.pending).toBe(0);
+    expect(reg.writeErrors).toBe(errors);
     await nats.restart();
   }, 30_000);
 });
