@@ -109,16 +109,42 @@ export class PresenceRig {
     const url = typeof edge === 'number' ? this.edgeUrl(edge) : edge;
     const s = await connectClient(url, { token: await mintToken({ sub: userId, secret: SECRET }) });
     this.clients.push(s);
-    if (typeof edge === 'number') await this.edges[edge]!.node.flushPresence();
+    if (typeof edge === 'number') {
+      this.#localClients.add(s);
+      await this.edges[edge]!.node.flushPresence();
+    }
     return s;
   }
 
-  /** Waits for in-process edges' writes and the events they cause. */
+  /**
+   * Waits for in-process edges' writes and the events they cause, on conditions: every
+   * client closed here has left its edge, every edge's presence writes are stored, and a
+   * sentinel user's online and offline events (emitted in stream order after everything
+   * before them) have arrived.
+   */
   async settle(): Promise<void> {
-    await new Promise((r) => setTimeout(r, 50));
+    const local = this.clients.filter((c) => this.#localClients.has(c));
+    await waitFor(
+      () =>
+        this.edges.reduce((n, e) => n + e.node.connections, 0) ===
+        local.filter((c) => c.connected).length,
+      { message: 'closed clients still held by their edges' },
+    );
     await Promise.all(this.edges.map((e) => e.node.flushPresence()));
-    await new Promise((r) => setTimeout(r, 150));
+    const id = `settle-sentinel-${++this.#sentinels}`;
+    const token = await mintToken({ sub: id, secret: SECRET });
+    let s: ClientSocket | undefined;
+    // The first edge that still serves (a test may have stopped some).
+    for (let i = 0; i < this.edges.length && !s; i++)
+      s = await connectClient(this.edgeUrl(i), { token }).catch(() => undefined);
+    if (!s) return;
+    await waitFor(() => this.eventsOf(id).length === 1, { message: `no event for ${id}` });
+    s.close();
+    await waitFor(() => this.eventsOf(id).length === 2, { message: `no offline for ${id}` });
   }
+
+  readonly #localClients = new WeakSet<ClientSocket>();
+  #sentinels = 0;
 
   /** `status:reason` of every event about `userId`, in order. */
   eventsOf(userId: string): string[] {
