@@ -30,6 +30,7 @@ import type { PresenceEvent, UserEntry } from '@switchboard/protocol/presence';
 import { Subjects } from '@switchboard/protocol/subjects';
 import { decodeUserKey } from '@switchboard/protocol/user-key';
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 
 export type PresenceMonitorOptions = {
   nc: NatsConnection;
@@ -43,6 +44,8 @@ export type PresenceMonitorOptions = {
   log: Logger;
   /** Concurrent clean-up writes (default 64). */
   cleanupConcurrency?: number;
+  /** Counts every published event by status and reason. */
+  eventsCounter?: Counter<'status' | 'reason'>;
 };
 
 export class PresenceMonitor {
@@ -301,6 +304,7 @@ export class PresenceMonitor {
 
   #publish(event: PresenceEvent): void {
     this.#events++;
+    this.#o.eventsCounter?.inc({ status: event.status, reason: event.reason });
     this.#o.nc.publish(Subjects.presenceEvents, JSON.stringify(event));
   }
 }

@@ -12,6 +12,7 @@ import { UserId } from '@switchboard/protocol/message';
 import { PresenceQueryRequest, type PresenceQueryResponse } from '@switchboard/protocol/presence';
 import { Subjects } from '@switchboard/protocol/subjects';
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import { z } from 'zod';
 
 const SingleQuery = z.object({ userId: UserId }).strict();
@@ -20,6 +21,7 @@ export async function startQueryService(
   nc: NatsConnection,
   presence: PresenceReader,
   log: Logger,
+  queries?: Counter<'outcome'>,
 ): Promise<Service> {
   // The services package is typed against its own copy of nats-core; the connection is the same.
   const service = await new Svcm(nc as unknown as ConstructorParameters<typeof Svcm>[0]).add({
@@ -39,11 +41,13 @@ export async function startQueryService(
         try {
           body = msg.json();
         } catch {
+          queries?.inc({ outcome: 'invalid' });
           return respondError(msg, ErrorCodes.badRequest, 'body is not JSON');
         }
         const single = SingleQuery.safeParse(body);
         const many = single.success ? null : PresenceQueryRequest.safeParse(body);
         if (!single.success && !many?.success) {
+          queries?.inc({ outcome: 'invalid' });
           return respondError(
             msg,
             ErrorCodes.validationFailed,
@@ -54,13 +58,16 @@ export async function startQueryService(
         try {
           if (single.success) {
             msg.respond(JSON.stringify(await presence.lookup(single.data.userId)));
+            queries?.inc({ outcome: 'ok' });
             return;
           }
           const views = await presence.lookupMany([...new Set(many!.data!.userIds)]);
           const users: PresenceQueryResponse['users'] = {};
           for (const v of views) users[v.userId] = { online: v.online, connections: v.connections };
           msg.respond(JSON.stringify({ users }));
+          queries?.inc({ outcome: 'ok' });
         } catch (e) {
+          queries?.inc({ outcome: 'unavailable' });
           log.warn({ err: e }, 'presence query failed');
           respondError(msg, ErrorCodes.unavailable, 'presence is unavailable, retry later');
         }

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { PresenceConfig } from './config.js';
 import { LeaderLock } from './leader-lock.js';
+import { createPresenceMetrics, observePresenceState } from './metrics.js';
 import { PresenceMonitor } from './presence-monitor.js';
 import { startQueryService } from './query-service.js';
 
@@ -38,6 +39,8 @@ export async function startPresence(
   });
   try {
     const health = new ConnectionHealth(nc);
+    const registry = createMetricsRegistry('presence');
+    const metrics = createPresenceMetrics(registry);
     const {
       buckets,
       leases,
@@ -47,6 +50,7 @@ export async function startPresence(
       leaseTtlMs: config.leaseTtlMs,
       log,
     });
+    leases.onLost((lost) => metrics.leasesLost.inc({ reason: lost.reason }));
     const leader = new LeaderLock({
       kv: await openLeaderBucket(nc, { replicas: config.nats.replicas, ttlMs: config.leaseTtlMs }),
       ttlMs: config.leaseTtlMs,
@@ -60,14 +64,22 @@ export async function startPresence(
       isLeader: () => leader.isLeader,
       leaseTtlMs: config.leaseTtlMs,
       log,
+      eventsCounter: metrics.events,
+    });
+    observePresenceState(registry, {
+      leases,
+      isLeader: () => leader.isLeader,
+      natsConnected: () => health.connected,
+      users: () => monitor.size,
+      skipped: () => monitor.skipped,
     });
     await leader.start();
-    const service = await startQueryService(nc, presence, log);
+    const service = await startQueryService(nc, presence, log, metrics.queries);
     const app = await buildApp({
       apiKeys: config.apiKeys,
       presence,
       logger: log,
-      registry: createMetricsRegistry('presence'),
+      registry,
       readiness: { nats: () => health.connected },
     });
     app.addHook('onClose', async () => {
