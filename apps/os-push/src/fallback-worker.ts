@@ -40,6 +40,7 @@ import {
   isSettled,
   type Progress,
 } from './delivery-progress.js';
+import type { OsPushMetrics } from './metrics.js';
 import type { PushProvider, SendResult } from './providers/push-provider.js';
 
 export const CONSUMER_NAME = 'os-push';
@@ -56,14 +57,16 @@ export const MAX_DELIVERIES_ADVISORY = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERI
 const FAILURE_WARN_INTERVAL_MS = 10_000;
 
 /** Where a failure happened, as counted by `switchboard_os_push_failures_total{stage}`. */
-export type FailureStage =
-  | 'status-write'
-  | 'progress-read'
-  | 'progress-write'
-  | 'device-remove'
-  | 'dead-letter'
-  | 'malformed'
-  | 'processing';
+export const FAILURE_STAGES = [
+  'status-write',
+  'progress-read',
+  'progress-write',
+  'device-remove',
+  'dead-letter',
+  'malformed',
+  'processing',
+] as const;
+export type FailureStage = (typeof FAILURE_STAGES)[number];
 
 export type FallbackWorkerOptions = {
   nc: NatsConnection;
@@ -83,6 +86,8 @@ export type FallbackWorkerOptions = {
   ackWaitMs?: number;
   /** Prometheus registry for the worker's counters. */
   registry?: Registry;
+  /** Status records and provider call times (metrics.ts). */
+  metrics?: Pick<OsPushMetrics, 'statusRecords' | 'sendSeconds'>;
 };
 
 export type WorkerStats = {
@@ -103,9 +108,12 @@ type RecordFn = (
 
 export class FallbackWorker {
   readonly #o: Required<
-    Omit<FallbackWorkerOptions, 'nc' | 'devices' | 'providers' | 'log' | 'registry' | 'progress'>
+    Omit<
+      FallbackWorkerOptions,
+      'nc' | 'devices' | 'providers' | 'log' | 'registry' | 'progress' | 'metrics'
+    >
   > &
-    Pick<FallbackWorkerOptions, 'nc' | 'devices' | 'providers' | 'log' | 'progress'>;
+    Pick<FallbackWorkerOptions, 'nc' | 'devices' | 'providers' | 'log' | 'progress' | 'metrics'>;
   readonly #sends: Counter<'platform' | 'outcome'> | undefined;
   readonly #messagesDone: Counter<'outcome'> | undefined;
   readonly #failures: Counter<'stage'> | undefined;
@@ -154,6 +162,7 @@ export class FallbackWorker {
       // Present at 0 so alerts can use rate() from the start.
       this.#maxDeliveries.inc({ outcome: 'failed' }, 0);
       this.#maxDeliveries.inc({ outcome: 'dead-lettered' }, 0);
+      for (const stage of FAILURE_STAGES) this.#failures.inc({ stage }, 0);
     }
     this.#o = {
       maxAttempts: 8,
@@ -276,7 +285,9 @@ export class FallbackWorker {
           attempt,
           ...r,
         });
+        this.#o.metrics?.statusRecords.inc({ outcome: 'written' });
       } catch (err) {
+        this.#o.metrics?.statusRecords.inc({ outcome: 'failed' });
         this.#fail(
           'status-write',
           { err, ...context, outcome: r.outcome, deviceId: r.deviceId },
@@ -354,12 +365,14 @@ export class FallbackWorker {
   ): Promise<SendResult> {
     this.stats.sends++;
     let result: SendResult;
+    const endTimer = this.#o.metrics?.sendSeconds.startTimer({ platform: device.platform });
     try {
       result = await this.#o.providers[device.platform].send(device, message);
     } catch (err) {
       // The provider contract says never; if one does, it is a retry like any failure.
       result = { outcome: 'retry', detail: `provider error: ${(err as Error).message}` };
     }
+    endTimer?.();
     this.#sends?.inc({ platform: device.platform, outcome: result.outcome });
     const where = { deviceId: device.deviceId, platform: device.platform };
     switch (result.outcome) {

@@ -16,7 +16,8 @@ import type { StartContext } from '@switchboard/runtime/service';
 import type { Logger } from 'pino';
 import type { OsPushConfig } from './config.js';
 import { DeliveryProgress } from './delivery-progress.js';
-import { FallbackWorker } from './fallback-worker.js';
+import { CONSUMER_NAME, FallbackWorker } from './fallback-worker.js';
+import { createOsPushMetrics } from './metrics.js';
 import { ApnsProvider } from './providers/apns-provider.js';
 import { FcmProvider } from './providers/fcm-provider.js';
 import { LogProvider, UnconfiguredProvider } from './providers/log-provider.js';
@@ -60,6 +61,12 @@ export async function startOsPush(
     await ensureStatusStream(nc, { replicas });
     const providers = createProviders(config, log);
     const registry = createMetricsRegistry('os-push');
+    const metrics = createOsPushMetrics({
+      registry,
+      nc,
+      consumer: CONSUMER_NAME,
+      natsConnected: () => health.connected,
+    });
     const worker = new FallbackWorker({
       nc,
       devices: new DeviceRegistry(await openDevicesBucket(nc, { replicas })),
@@ -72,6 +79,7 @@ export async function startOsPush(
       concurrency: config.concurrency,
       ackWaitMs: config.ackWaitMs,
       registry,
+      metrics,
     });
     await worker.start();
     const http = createServer(
