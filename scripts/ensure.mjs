@@ -199,11 +199,30 @@ export function ensureChromium() {
   process.exit(1);
 }
 
-export function ensureAll({ nats = true, chromium = false } = {}) {
+/** Debian's prometheus (with promtool) and haproxy, for the operations tests of `npm test`. */
+export function ensureOpsTools() {
+  for (const [bin, pkg] of [
+    ['prometheus', 'prometheus'],
+    ['haproxy', 'haproxy'],
+  ])
+    ensureBinary({
+      bin,
+      envVar: `${bin.toUpperCase()}_BIN`,
+      pkg,
+      why: 'for the operations tests',
+      hint: [
+        `  Debian/Ubuntu:  sudo apt-get install -y ${pkg}`,
+        `  Or set ${bin.toUpperCase()}_BIN.`,
+      ],
+    });
+}
+
+export function ensureAll({ nats = true, chromium = false, ops = false } = {}) {
   ensureNode();
   ensureDependencies();
   if (nats) ensureNatsServer();
   if (chromium) ensureChromium();
+  if (ops) ensureOpsTools();
 }
 
 export function build() {
@@ -211,6 +230,8 @@ export function build() {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  // `node scripts/ensure.mjs --browser` (npm test) also makes sure Chromium is there.
-  ensureAll({ chromium: process.argv.includes('--browser') });
+  // `node scripts/ensure.mjs --browser` (npm test) also makes sure Chromium, Prometheus and
+  // HAProxy are there.
+  const full = process.argv.includes('--browser');
+  ensureAll({ chromium: full, ops: full });
 }
