@@ -1,19 +1,22 @@
 /** OS push worker configuration from the environment. */
 import { readFileSync } from 'node:fs';
 import {
-  commaList,
   durationMs,
   isProduction,
+  listenShape,
   logLevel,
+  logPretty,
   type NatsSettings,
   natsSettings,
   natsShape,
-  port,
+  nodeEnv,
   secret,
+  webhookAllowedHosts,
 } from '@switchboard/config/fields';
 import { ConfigError, type Env, readEnv } from '@switchboard/config/load';
 import { z } from 'zod';
-import type { ServiceAccount } from './providers/fcm-provider.js';
+import { APNS_PRODUCTION_URL, APNS_SANDBOX_URL } from './providers/apns-provider.js';
+import { FCM_BASE_URL, type ServiceAccount } from './providers/fcm-provider.js';
 
 export type OsPushConfig = {
   port: number;
@@ -53,46 +56,126 @@ const ServiceAccountJson = z.object({
   token_uri: z.url(),
 });
 
+/** Said of each APNs variable that only counts once a key is given. */
+const WITH_APNS_KEY = 'required with `APNS_KEY` or `APNS_KEY_FILE`';
+
+/**
+ * Every variable the OS push worker reads, with what `docs/configuration.md` says of it. A
+ * platform's group only counts when its key is given (APNs, FCM), webhooks when
+ * `WEBHOOK_ALLOWED_HOSTS` is set. A function of `NODE_ENV=production` only because
+ * development secrets are refused there.
+ */
+export const osPushEnv = (production = false) => ({
+  NODE_ENV: nodeEnv,
+  ...listenShape(3002),
+  ...natsShape,
+  APNS_KEY: z
+    .string()
+    .includes('PRIVATE KEY', { message: 'must be the .p8 key (PEM)' })
+    .optional()
+    .meta({
+      description:
+        'the APNs .p8 key (PEM) of the Apple developer account: enables APNs, with `APNS_KEY_ID` and `APNS_TEAM_ID`; wins over `APNS_KEY_FILE`',
+    }),
+  APNS_KEY_FILE: z.string().optional().meta({
+    description:
+      'path of the .p8 key, read at start when `APNS_KEY` is unset (its content is not checked to be a key)',
+  }),
+  APNS_KEY_ID: z
+    .string()
+    .regex(/^[A-Z0-9]{10}$/, 'is the 10-character key id')
+    .optional()
+    .meta({
+      description: `the key's 10-character id (\`kid\`); ${WITH_APNS_KEY}, ignored without`,
+    }),
+  APNS_TEAM_ID: z
+    .string()
+    .regex(/^[A-Z0-9]{10}$/, 'is the 10-character team id')
+    .optional()
+    .meta({
+      description: `the 10-character team id (\`iss\`); ${WITH_APNS_KEY}, ignored without`,
+    }),
+  APNS_TOPIC: z.string().optional().meta({
+    description:
+      "`apns-topic` (the app's bundle id) for devices without `appId`; a device with neither is rejected",
+  }),
+  APNS_BASE_URL: z
+    .url()
+    .optional()
+    .meta({
+      description: 'APNs endpoint for devices of production builds (tests, proxies)',
+      defaultText: `\`${APNS_PRODUCTION_URL}\``,
+    }),
+  APNS_SANDBOX_BASE_URL: z
+    .url()
+    .optional()
+    .meta({
+      description: 'APNs endpoint for devices registered with `sandbox: true` (development builds)',
+      defaultText: `\`${APNS_SANDBOX_URL}\``,
+    }),
+  FCM_SERVICE_ACCOUNT_JSON: z.string().optional().meta({
+    description:
+      'service-account key (JSON) of the Firebase project, with the Firebase Cloud Messaging API enabled: enables FCM (the project id comes from the key); wins over `FCM_SERVICE_ACCOUNT_FILE`',
+  }),
+  FCM_SERVICE_ACCOUNT_FILE: z.string().optional().meta({
+    description:
+      'path of that JSON key, read at start when `FCM_SERVICE_ACCOUNT_JSON` is unset (its errors are reported as `FCM_SERVICE_ACCOUNT_JSON`)',
+  }),
+  FCM_BASE_URL: z
+    .url()
+    .optional()
+    .meta({ description: 'FCM endpoint (tests, proxies)', defaultText: `\`${FCM_BASE_URL}\`` }),
+  WEBHOOK_ALLOWED_HOSTS: webhookAllowedHosts,
+  WEBHOOK_SECRET: secret(production, 16).optional().meta({
+    description:
+      'HMAC-SHA256 key of `x-switchboard-signature`, 16+ characters; required when `WEBHOOK_ALLOWED_HOSTS` is set, ignored otherwise',
+  }),
+  WEBHOOK_TIMEOUT_MS: durationMs(5_000, 100, 60_000).meta({
+    description: 'how long one webhook request may take, answer included',
+  }),
+  WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false').meta({
+    description:
+      '`true` lets webhooks reach loopback, link-local and private addresses (checked at connect time)',
+  }),
+  WEBHOOK_MAX_RESPONSE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(16_777_216)
+    .default(65_536)
+    .meta({ description: "bytes of a webhook's answer read at most" }),
+  OS_PUSH_UNCONFIGURED: z.enum(['reject', 'log']).default('reject').meta({
+    description:
+      'devices of a platform that is not configured: `reject` (final; the status says `provider-rejected`, `<platform> is not configured`) or `log` (print what would be sent; what `npm start` uses)',
+  }),
+  OS_PUSH_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8).meta({
+    description:
+      "deliveries of one message before it is moved to `PUSH_FALLBACK_DLQ`; the consumer's `max_deliver` is this + 2",
+  }),
+  OS_PUSH_RETRY_BASE_MS: durationMs(1_000, 1, 600_000).meta({
+    description:
+      "first retry delay (nak), doubling per attempt up to `OS_PUSH_RETRY_MAX_MS`, and at least the provider's `Retry-After`",
+  }),
+  OS_PUSH_RETRY_MAX_MS: durationMs(300_000, 1, 3_600_000).meta({
+    description: 'longest retry delay (not checked against `OS_PUSH_RETRY_BASE_MS`)',
+  }),
+  OS_PUSH_CONCURRENCY: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000)
+    .default(32)
+    .meta({ description: 'messages one worker processes at once' }),
+  OS_PUSH_ACK_WAIT_MS: durationMs(60_000, 1_000, 3_600_000).meta({
+    description:
+      "how long a message may stay unacked before the server redelivers it (the consumer's `ack_wait`)",
+  }),
+  LOG_LEVEL: logLevel,
+  LOG_PRETTY: logPretty,
+});
+
 export function loadConfig(env: Env): OsPushConfig {
-  const e = readEnv(
-    {
-      PORT: port(3002),
-      HOST: z.string().default('0.0.0.0'),
-      ...natsShape,
-      APNS_KEY: z
-        .string()
-        .includes('PRIVATE KEY', { message: 'must be the .p8 key (PEM)' })
-        .optional(),
-      APNS_KEY_FILE: z.string().optional(),
-      APNS_KEY_ID: z
-        .string()
-        .regex(/^[A-Z0-9]{10}$/, 'is the 10-character key id')
-        .optional(),
-      APNS_TEAM_ID: z
-        .string()
-        .regex(/^[A-Z0-9]{10}$/, 'is the 10-character team id')
-        .optional(),
-      APNS_TOPIC: z.string().optional(),
-      APNS_BASE_URL: z.url().optional(),
-      APNS_SANDBOX_BASE_URL: z.url().optional(),
-      FCM_SERVICE_ACCOUNT_JSON: z.string().optional(),
-      FCM_SERVICE_ACCOUNT_FILE: z.string().optional(),
-      FCM_BASE_URL: z.url().optional(),
-      WEBHOOK_ALLOWED_HOSTS: commaList().optional(),
-      WEBHOOK_SECRET: secret(isProduction(env), 16).optional(),
-      WEBHOOK_TIMEOUT_MS: durationMs(5_000, 100, 60_000),
-      WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
-      WEBHOOK_MAX_RESPONSE_BYTES: z.coerce.number().int().min(0).max(16_777_216).default(65_536),
-      OS_PUSH_UNCONFIGURED: z.enum(['reject', 'log']).default('reject'),
-      OS_PUSH_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
-      OS_PUSH_RETRY_BASE_MS: durationMs(1_000, 1, 600_000),
-      OS_PUSH_RETRY_MAX_MS: durationMs(300_000, 1, 3_600_000),
-      OS_PUSH_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(32),
-      OS_PUSH_ACK_WAIT_MS: durationMs(60_000, 1_000, 3_600_000),
-      LOG_LEVEL: logLevel,
-    },
-    env,
-  );
+  const e = readEnv(osPushEnv(isProduction(env)), env);
   const fail = (variable: string, message: string): never => {
     throw new ConfigError([{ variable, message }]);
   };

@@ -1,16 +1,18 @@
 /** Presence service configuration from the environment. */
 import {
   apiKeys,
-  durationMs,
   isProduction,
+  leaseTtlMs,
+  listenShape,
   logLevel,
+  logPretty,
   type NatsSettings,
   natsSettings,
   natsShape,
-  port,
+  nodeEnv,
 } from '@switchboard/config/fields';
 import { type Env, readEnv } from '@switchboard/config/load';
-import { z } from 'zod';
+import type { z } from 'zod';
 
 export type PresenceConfig = {
   port: number;
@@ -21,18 +23,22 @@ export type PresenceConfig = {
   logLevel: z.infer<typeof logLevel>;
 };
 
+/**
+ * Every variable the presence service reads (all shared with other apps). A function of
+ * `NODE_ENV=production` only because the development API key is refused there.
+ */
+export const presenceEnv = (production = false) => ({
+  NODE_ENV: nodeEnv,
+  ...listenShape(3001),
+  ...natsShape,
+  API_KEYS: apiKeys(production),
+  LEASE_TTL_MS: leaseTtlMs,
+  LOG_LEVEL: logLevel,
+  LOG_PRETTY: logPretty,
+});
+
 export function loadConfig(env: Env): PresenceConfig {
-  const e = readEnv(
-    {
-      PORT: port(3001),
-      HOST: z.string().default('0.0.0.0'),
-      ...natsShape,
-      API_KEYS: apiKeys(isProduction(env)),
-      LEASE_TTL_MS: durationMs(10_000, 1_000, 300_000),
-      LOG_LEVEL: logLevel,
-    },
-    env,
-  );
+  const e = readEnv(presenceEnv(isProduction(env)), env);
   return {
     port: e.PORT,
     host: e.HOST,

@@ -1,14 +1,17 @@
 /** Push API configuration from the environment. */
 import {
   apiKeys,
-  commaList,
   durationMs,
   isProduction,
+  leaseTtlMs,
+  listenShape,
   logLevel,
+  logPretty,
   type NatsSettings,
   natsSettings,
   natsShape,
-  port,
+  nodeEnv,
+  webhookAllowedHosts,
 } from '@switchboard/config/fields';
 import { type Env, readEnv } from '@switchboard/config/load';
 import { z } from 'zod';
@@ -38,31 +41,52 @@ export type PushApiConfig = {
   logLevel: z.infer<typeof logLevel>;
 };
 
+/**
+ * Every variable the push API reads, with what `docs/configuration.md` says of it. A function
+ * of `NODE_ENV=production` only because the development API key is refused there.
+ */
+export const pushApiEnv = (production = false) => ({
+  NODE_ENV: nodeEnv,
+  ...listenShape(3000),
+  ...natsShape,
+  API_KEYS: apiKeys(production),
+  BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024)
+    .meta({ description: 'largest request body; larger bodies get 413 `payload_too_large`' }),
+  NODE_TIMEOUT_MS: durationMs(1_000, 10, 60_000).meta({
+    description: 'how long an edge may take to answer a delivery without ack',
+  }),
+  ACK_GRACE_MS: durationMs(1_000, 0, 60_000).meta({
+    description: "added to a message's `ackTimeoutMs` for the edge's own answer",
+  }),
+  LEASE_TTL_MS: leaseTtlMs,
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(60_000).meta({
+    description:
+      'requests per minute per API key, per push API instance; past it 429 `rate_limited` with `Retry-After` (`/healthz`, `/readyz`, `/metrics`, `/docs` are not counted)',
+  }),
+  IDEMPOTENCY_PENDING_TIMEOUT_MS: durationMs(90_000, 1_000, 3_600_000).meta({
+    description:
+      'a pending idempotency claim (`Idempotency-Key` or body `id`) older than this belongs to a dead request: a retry takes it over and sends',
+  }),
+  FALLBACK_RETRY_MS: durationMs(10_000, 0, 600_000).meta({
+    description:
+      "how long an OS push hand-off to `PUSH_FALLBACK` is retried while JetStream is unavailable (`0`: tried once), never past the send's deadline",
+  }),
+  SEND_TIMEOUT_MS: durationMs(15_000, 1_000, 600_000).meta({
+    description:
+      'one deadline per send beyond its `ackTimeoutMs` (OS push hand-offs included): recipients not done by then are `dropped`',
+  }),
+  WEBHOOK_ALLOWED_HOSTS: webhookAllowedHosts,
+  LOG_LEVEL: logLevel,
+  LOG_PRETTY: logPretty,
+});
+
 export function loadConfig(env: Env): PushApiConfig {
-  const e = readEnv(
-    {
-      PORT: port(3000),
-      HOST: z.string().default('0.0.0.0'),
-      ...natsShape,
-      API_KEYS: apiKeys(isProduction(env)),
-      BODY_LIMIT_BYTES: z.coerce
-        .number()
-        .int()
-        .min(1024)
-        .max(64 * 1024 * 1024)
-        .default(1024 * 1024),
-      NODE_TIMEOUT_MS: durationMs(1_000, 10, 60_000),
-      ACK_GRACE_MS: durationMs(1_000, 0, 60_000),
-      LEASE_TTL_MS: durationMs(10_000, 1_000, 300_000),
-      RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(60_000),
-      IDEMPOTENCY_PENDING_TIMEOUT_MS: durationMs(90_000, 1_000, 3_600_000),
-      FALLBACK_RETRY_MS: durationMs(10_000, 0, 600_000),
-      SEND_TIMEOUT_MS: durationMs(15_000, 1_000, 600_000),
-      WEBHOOK_ALLOWED_HOSTS: commaList().optional(),
-      LOG_LEVEL: logLevel,
-    },
-    env,
-  );
+  const e = readEnv(pushApiEnv(isProduction(env)), env);
   return {
     port: e.PORT,
     host: e.HOST,
