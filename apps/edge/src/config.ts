@@ -108,15 +108,15 @@ export const edgeEnv = (production = false) => ({
   AUTH_ISSUER: z
     .string()
     .optional()
-    .meta({ description: 'required `iss` of client tokens; not checked when unset' }),
+    .meta({ description: 'the `iss` client tokens must carry; not checked when unset' }),
   AUTH_AUDIENCE: z
     .string()
     .optional()
-    .meta({ description: 'required `aud` of client tokens; not checked when unset' }),
+    .meta({ description: 'the `aud` client tokens must carry; not checked when unset' }),
   LEASE_TTL_MS: leaseTtlMs,
   USER_ENTRY_TTL_MS: durationMs(DEFAULT_USER_ENTRY_TTL_MS, 60_000, 30 * 86_400_000).meta({
     description:
-      "a connected user's entry in `presence-users` is rewritten once half of this has passed. Meant as that bucket's `max_age`, but the bucket is created with 24 h whatever this says: keep it at most 48 h",
+      "an edge rewrites a connected user's entry in `presence-users` when it is 3/8 to 1/2 of this old. Meant as that bucket's `max_age`, but the bucket is always created with 24 h: keep this below 48 h or live users' entries expire",
   }),
   EDGE_MAX_CONNECTIONS: z.coerce.number().int().positive().default(100_000).meta({
     description:

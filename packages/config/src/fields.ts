@@ -67,7 +67,7 @@ export const nodeEnv = z.string().optional().meta({
  */
 export const logPretty = z.string().optional().meta({
   description:
-    '`1`: human-readable log lines (pino-pretty) instead of JSON lines; on anyway when stdout is a terminal',
+    '`1`: human-readable log lines (pino-pretty) instead of JSON lines, also when stdout is not a terminal',
   defaultText: 'on when stdout is a TTY',
 });
 
