@@ -116,7 +116,7 @@ export const edgeEnv = (production = false) => ({
   LEASE_TTL_MS: leaseTtlMs,
   USER_ENTRY_TTL_MS: durationMs(DEFAULT_USER_ENTRY_TTL_MS, 60_000, 30 * 86_400_000).meta({
     description:
-      "an edge rewrites a connected user's entry in `presence-users` when it is 3/8 to 1/2 of this old. Meant as that bucket's `max_age`, but the bucket is always created with 24 h: keep this below 48 h or live users' entries expire",
+      "`max_age` of `presence-users` when an edge creates it; an edge rewrites a connected user's entry when it is 3/8 to 1/2 of this old (or of the bucket's own `max_age`, if the bucket already exists with a shorter one)",
   }),
   EDGE_MAX_CONNECTIONS: z.coerce.number().int().positive().default(100_000).meta({
     description:

@@ -31,10 +31,21 @@ export async function startEdge(
     const buckets = await openPresenceBuckets(nc, {
       replicas: config.nats.replicas,
       leaseTtlMs: config.leaseTtlMs,
+      userEntryTtlMs: config.userEntryTtlMs,
     });
+    // The bucket may have been made by another app (or an earlier version) with another
+    // max_age: entries are refreshed within half of what the bucket really keeps them.
+    const stored = (await buckets.users.status()).ttl;
+    const userEntryTtlMs =
+      stored > 0 ? Math.min(stored, config.userEntryTtlMs) : config.userEntryTtlMs;
+    if (userEntryTtlMs !== config.userEntryTtlMs)
+      log.warn(
+        { configured: config.userEntryTtlMs, bucket: stored },
+        'presence-users keeps entries for less than USER_ENTRY_TTL_MS; refreshing within its max_age',
+      );
     const verifier = await TokenVerifier.create(config.auth);
     const node = new EdgeNode({
-      config,
+      config: { ...config, userEntryTtlMs },
       nc,
       buckets,
       verifier,
