@@ -76,11 +76,11 @@ export type Switchboard = {
   multicast(message: MulticastMessage, options?: SendOptions): Promise<SendResult>;
   /**
    * Sends a message to every connected user (`POST /v1/broadcast`): no ack, no fallback.
-   * The API has no idempotency for broadcasts, so this is retried only when the request
-   * cannot have been processed (429, refused connection); after a timeout, a broken
-   * connection or a 503 it throws, and the broadcast may or may not have gone out.
+   * Idempotent like a send (the API keeps broadcast answers by `Idempotency-Key`): the
+   * key (yours, the message `id`, or a fresh UUID per call) is kept across retries, so a
+   * lost response is answered with the first one and the broadcast goes out once.
    */
-  broadcast(message: BroadcastMessage, options?: CallOptions): Promise<BroadcastResult>;
+  broadcast(message: BroadcastMessage, options?: SendOptions): Promise<BroadcastResult>;
   /** Presence, from the presence service (`presenceUrl`). */
   presence: {
     /** A user's presence: online, connections, nodes, last seen (`GET /v1/presence/:userId`). */
@@ -194,7 +194,8 @@ export function createSwitchboard(options: SwitchboardOptions): Switchboard {
         method: 'POST',
         url: `${api}/v1/broadcast`,
         body: message,
-        policy: 'unsafe',
+        idempotencyKey: o.idempotencyKey ?? message.id ?? globalThis.crypto.randomUUID(),
+        policy: 'idempotent',
         signal: o.signal,
       }),
     presence: {

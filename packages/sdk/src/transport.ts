@@ -10,7 +10,7 @@ import { backoffMs, parseRetryAfter, type RetryOptions, retryAfterDelayMs } from
  * - `idempotent`: reads, PUT/DELETE of a device, and sends carrying an `Idempotency-Key`
  *   (the API answers a repeat with the first response and sends nothing): retried on
  *   network errors, timeouts, 503 and 429.
- * - `unsafe` (broadcast: the API has no idempotency for it): retried only when the request
+ * - `unsafe` (a call the API cannot dedupe; none today): retried only when the request
  *   cannot have been processed: 429 (refused before the handler) and a refused connection
  *   or failed DNS lookup (nothing reached the server).
  */

@@ -132,17 +132,19 @@ describe('retries through a proxy that loses responses (real push API)', () => {
     expect(await countAfterSentinel('retry-ack-1', inbox, 'dm.acked')).toBe(1);
   });
 
-  it('broadcast - a lost response is NOT retried (the API cannot dedupe it): one broadcast, a network error', async () => {
+  it('broadcast - a lost response is retried with the same key: the first answer, one broadcast', async () => {
     const inbox = collect(await stack.client('retry-bc-1', 0));
     proxy = await LossyProxy.start(stack.apiUrl, firstPostTo('/v1/broadcast', 'after-response'));
     const sb = createSwitchboard({ apiUrl: proxy.url, apiKey: API_KEY, retries: fast });
 
-    const err = await sb.broadcast({ event: 'system.notice', data: { n: 4 } }).catch((e) => e);
+    const result = await sb.broadcast({ event: 'system.notice', data: { n: 4 } });
 
-    expect(err).toBeInstanceOf(SwitchboardNetworkError);
-    expect(err).toMatchObject({ kind: 'network', attempts: 1, idempotencyKey: undefined });
-    expect(proxy.requests).toHaveLength(1);
+    expect(proxy.requests).toHaveLength(2);
     expect(proxy.requests[0]!.upstream!.status).toBe(200);
+    const keys = proxy.requests.map((r) => r.headers['idempotency-key']);
+    expect(keys[0]).toBeTruthy();
+    expect(keys[1]).toBe(keys[0]);
+    expect(inbox.find((m) => m.event === 'system.notice')?.meta.id ?? result.id).toBe(result.id);
     expect(await countAfterSentinel('retry-bc-1', inbox, 'system.notice')).toBe(1);
   });
 });
@@ -358,7 +360,7 @@ describe('Retry-After, bounds and what is never retried (stub server)', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(700 - 5);
   });
 
-  it('broadcast - 429 is retried (refused before sending); 503 and timeouts are not', async () => {
+  it('broadcast - 429, 503 and timeouts are retried like a send (the key makes it safe)', async () => {
     const limited = await stub((i) =>
       i === 0
         ? { status: 429, headers: { 'retry-after': '0' }, body: errorBody('rate_limited', 'slow') }
@@ -375,15 +377,15 @@ describe('Retry-After, bounds and what is never retried (stub server)', () => {
     const err = await client(down.url)
       .broadcast({ event: 'e' })
       .catch((e: unknown) => e);
-    expect(err).toMatchObject({ status: 503, attempts: 1 });
-    expect(down.requests).toHaveLength(1);
+    expect(err).toMatchObject({ status: 503, attempts: fast.max + 1 });
+    expect(down.requests).toHaveLength(fast.max + 1);
 
     const hung = await stub(() => ({ status: 200, hang: true }));
     const timedOut = await client(hung.url, fast, 200)
       .broadcast({ event: 'e' })
       .catch((e: unknown) => e);
-    expect(timedOut).toMatchObject({ kind: 'timeout', attempts: 1 });
-    expect(hung.requests).toHaveLength(1);
+    expect(timedOut).toMatchObject({ kind: 'timeout', attempts: fast.max + 1 });
+    expect(hung.requests).toHaveLength(fast.max + 1);
   });
 
   it('abort - the caller’s signal ends the call during a Retry-After wait', async () => {

@@ -174,8 +174,8 @@ describe('sdk against the real stack', () => {
     const result = await sb.broadcast({ event: 'system.notice', data: { n: 'bc-1' } });
     expect(typeof result.id).toBe('string');
     expect(Object.keys(result)).toEqual(['id']);
-    // The API has no idempotency for broadcasts: the SDK sends no key it would ignore.
-    expect(callsTo('POST', '/v1/broadcast', from)[0]!.headers.get('idempotency-key')).toBeNull();
+    // Broadcasts are idempotent in the API: the SDK sends a key, as for a send.
+    expect(callsTo('POST', '/v1/broadcast', from)[0]!.headers.get('idempotency-key')).toBeTruthy();
     await arrived(a, 'system.notice', 'bc-1');
     await arrived(b, 'system.notice', 'bc-1');
     expect(a.find((m) => m.event === 'system.notice')!.meta.id).toBe(result.id);
