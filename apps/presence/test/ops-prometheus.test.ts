@@ -69,6 +69,19 @@ async function waitForData(expr: string, timeoutMs = 20_000): Promise<PromSample
   });
 }
 
+let scraped: Promise<void> | undefined;
+/** Every target scraped, then a few more scrapes: a metric absent now is not exported. */
+function scrapedAFewTimes(): Promise<void> {
+  scraped ??= (async () => {
+    await waitFor(async () => (await query('up == 1')).length === 5, {
+      timeoutMs: 20_000,
+      message: 'not every target was scraped',
+    });
+    await new Promise((r) => setTimeout(r, 2_000));
+  })();
+  return scraped;
+}
+
 describe('operations: Prometheus scraping the running stack', () => {
   beforeAll(async () => {
     stack = await Stack.start({ edges: 2 });
@@ -194,9 +207,7 @@ describe('operations: Prometheus scraping the running stack', () => {
 
     if (pending.length > 0) {
       it(`panel "${panel.title}": still waits for ${pending.join(', ')} (fails once exported: then remove its "Pending metric" lines and "(pending metric)" from its title)`, async () => {
-        // Give every target a few scrapes first.
-        await waitForData('up{job="switchboard-os-push"}');
-        await new Promise((r) => setTimeout(r, 1_500));
+        await scrapedAFewTimes();
         for (const selector of pending) {
           const series = await prometheus.series(selector);
           expect(series, `${selector} is exported now`).toEqual([]);
