@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { natsConnectedGauge } from '@switchboard/http/http-metrics';
 import { listenHttp, probeHandler } from '@switchboard/http/probes';
 import { ConnectionHealth } from '@switchboard/nats/connection';
 import { isNoResponders } from '@switchboard/nats/errors';
@@ -127,7 +128,11 @@ export class EdgeNode {
       this.#close(socket, CloseReasons.slowConsumer);
     });
     this.#health = new ConnectionHealth(options.nc);
-    this.#metrics = createMetrics(options.registry, () => this.#sockets.connections);
+    this.#metrics = createMetrics(
+      options.registry,
+      () => this.#sockets.connections,
+      () => this.#health.connected,
+    );
     const epoch = randomUUID();
     this.#lease = new NodeLease({
       kv: buckets.nodes,
@@ -137,7 +142,9 @@ export class EdgeNode {
       leaseTtlMs: config.leaseTtlMs,
       connections: () => this.#sockets.connections,
       log,
+      onHeartbeat: (ok) => this.#metrics.heartbeats.inc({ outcome: ok ? 'ok' : 'failed' }),
       onLapse: () => {
+        this.#metrics.lapses.inc();
         // Our entries may be gone or judged dead: every local user is written again.
         const fresh = randomUUID();
         this.#registrar.setEpoch(fresh, this.#sockets.counts());
@@ -525,8 +532,13 @@ function emitControl(socket: EdgeSocket, event: string, payload: object): void {
   (socket.emit as (event: string, ...args: unknown[]) => boolean)(event, payload);
 }
 
-function createMetrics(registry: Registry, connections: () => number) {
-  return {
+function createMetrics(
+  registry: Registry,
+  connections: () => number,
+  natsConnected: () => boolean,
+) {
+  natsConnectedGauge(registry, natsConnected);
+  const metrics = {
     connections: new Gauge({
       name: 'switchboard_edge_connections',
       help: 'Connected sockets on this node',
@@ -559,6 +571,17 @@ function createMetrics(registry: Registry, connections: () => number) {
       labelNames: ['reason'],
       registers: [registry],
     }),
+    heartbeats: new Counter({
+      name: 'switchboard_edge_lease_heartbeats_total',
+      help: 'Lease heartbeats this edge wrote, by outcome (ok, failed)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    lapses: new Counter({
+      name: 'switchboard_edge_lease_lapses_total',
+      help: "Times this edge's lease lapsed and it continued under a new epoch",
+      registers: [registry],
+    }),
     deliveries: new Counter({
       name: 'switchboard_edge_deliveries_total',
       help: 'Per-user deliveries handled from the node subject',
@@ -570,4 +593,12 @@ function createMetrics(registry: Registry, connections: () => number) {
       registers: [registry],
     }),
   };
+  // Every labelled series exists from the start (at 0), so rates and alerts see it.
+  for (const reason of Object.values(ConnectErrors)) metrics.rejected.inc({ reason }, 0);
+  for (const reason of Object.values(CloseReasons)) metrics.closed.inc({ reason }, 0);
+  for (const outcome of ['ok', 'expired', 'unauthorized', 'forbidden'])
+    metrics.refreshes.inc({ outcome }, 0);
+  metrics.refused.inc({ reason: 'ack-capacity' }, 0);
+  for (const outcome of ['ok', 'failed']) metrics.heartbeats.inc({ outcome }, 0);
+  return metrics;
 }

@@ -11,6 +11,7 @@
  */
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { natsConnectedGauge } from '@switchboard/http/http-metrics';
 import { Streams } from '@switchboard/protocol/subjects';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
@@ -126,14 +127,7 @@ export function createOsPushMetrics(options: OsPushMetricsOptions) {
       if (s) this.set(s.deadLetters);
     },
   });
-  new Gauge({
-    name: 'switchboard_nats_connected',
-    help: '1 while the NATS connection is up (not closed, not between servers), else 0',
-    registers: [registry],
-    collect() {
-      this.set(options.natsConnected() ? 1 : 0);
-    },
-  });
+  natsConnectedGauge(registry, options.natsConnected);
 
   return {
     statusRecords,

@@ -1,10 +1,8 @@
 /** The presence service as a Fastify app; dependencies come in ready-made. */
 import { createHttpApp, type HttpApp } from '@switchboard/http/http-app';
 import type { PresenceReader } from '@switchboard/presence-registry/presence-reader';
-import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { registerHttpMetrics } from './http-metrics.js';
 import { presenceRoutes } from './routes/presence.js';
 
 export type BuildAppOptions = {
@@ -28,7 +26,6 @@ export async function buildApp(options: BuildAppOptions): Promise<HttpApp> {
       version: '1.0.0',
     },
   });
-  registerHttpMetrics(app as unknown as FastifyInstance, options.registry);
   await app.register(presenceRoutes, { presence: options.presence });
   return app;
 }

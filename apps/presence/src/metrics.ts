@@ -6,6 +6,8 @@
  * alerts take `max` over replicas (they all watch the same buckets), and `sum` only of
  * `switchboard_presence_leader`.
  */
+
+import { natsConnectedGauge } from '@switchboard/http/http-metrics';
 import type { LeaseLossReason, LeaseTable } from '@switchboard/presence-registry/lease-table';
 import { Counter, Gauge, type Registry } from 'prom-client';
 
@@ -133,16 +135,4 @@ export function observePresenceState(registry: Registry, state: PresenceState): 
     },
   });
   natsConnectedGauge(registry, state.natsConnected);
-}
-
-/** `switchboard_nats_connected`: the same gauge, under the same name, in every app. */
-export function natsConnectedGauge(registry: Registry, connected: () => boolean): void {
-  new Gauge({
-    name: 'switchboard_nats_connected',
-    help: '1 while the NATS connection is up (not closed, not between servers), else 0',
-    registers: [registry],
-    collect() {
-      this.set(connected() ? 1 : 0);
-    },
-  });
 }

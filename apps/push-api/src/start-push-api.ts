@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DeviceRegistry } from '@switchboard/device-registry/device-registry';
 import { createMetricsRegistry } from '@switchboard/http/health';
+import { natsConnectedGauge } from '@switchboard/http/http-metrics';
 import type { HttpApp } from '@switchboard/http/http-app';
 import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
 import {
@@ -56,6 +57,7 @@ export async function startPushApi(
     const requests = new RequestMux(nc);
     const status = new StatusBatcher({ nc, log });
     const registry = createMetricsRegistry('push-api');
+    natsConnectedGauge(registry, () => health.connected);
     const router = new DeliveryRouter({
       metrics: createRouterMetrics(registry),
       nc,

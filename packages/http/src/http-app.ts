@@ -21,6 +21,7 @@ import {
   MAX_PARAM_LENGTH,
 } from './error-handler.js';
 import { health } from './health.js';
+import { registerHttpMetrics } from './http-metrics.js';
 import { useJsonBodyParser } from './json-body.js';
 
 export type HttpAppOptions = {
@@ -74,6 +75,7 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(errorHandler);
+  registerHttpMetrics(app as unknown as FastifyInstance, options.registry);
   const maxEventLoopDelay = options.maxEventLoopDelayMs ?? 1_000;
   if (maxEventLoopDelay > 0) {
     await app.register(underPressure, {

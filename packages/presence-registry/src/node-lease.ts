@@ -44,6 +44,8 @@ export type NodeLeaseOptions = {
   onLapse?: () => string;
   /** Called once when another process has taken this node id: this one must stop serving. */
   onConflict?: (holder: NodeLeaseValue) => void;
+  /** Told the outcome of every heartbeat write (for metrics). */
+  onHeartbeat?: (ok: boolean) => void;
 };
 
 /** Another live process holds this node id. */
@@ -116,7 +118,13 @@ export class NodeLease {
         return;
       this.#beatStartedAt = Date.now();
       const beat: Promise<void> = this.#put()
-        .catch((err: unknown) => this.#o.log.warn({ err }, 'lease heartbeat failed'))
+        .then(
+          () => this.#o.onHeartbeat?.(true),
+          (err: unknown) => {
+            this.#o.onHeartbeat?.(false);
+            this.#o.log.warn({ err }, 'lease heartbeat failed');
+          },
+        )
         .finally(() => {
           if (this.#beating === beat) this.#beating = undefined;
         });
