@@ -431,11 +431,13 @@ class Client<E extends EventMap> implements SwitchboardClient<E> {
     }
     if (socket !== this.#socket) return; // dropped meanwhile: the new socket has its own plan
     this.#refreshing = false;
-    if (outcome.ok) {
+    const before = this.#expiresAt;
+    if (outcome.ok && (before === undefined || outcome.expiresAt > before)) {
       this.#expiresAt = outcome.expiresAt;
       this.#planRefresh(outcome.expiresAt);
     } else {
-      // Try again before the token runs out; if it does, the edge closes the socket with
+      // Refused, or the same token again (no later expiry): try again before the token
+      // runs out, at most every second; if it runs out, the edge closes the socket with
       // `expired` and the client reconnects with a fresh token.
       const remaining = (this.#expiresAt ?? Date.now() + 20_000) - Date.now();
       this.#schedule(Date.now() + Math.min(30_000, Math.max(1_000, remaining / 4)));
