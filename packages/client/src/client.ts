@@ -62,14 +62,17 @@ export type RefreshOutcome =
  * resolves (calling it earlier is allowed); with `autoAck: false` only an explicit call
  * acks.
  */
-export type MessageHandler<D = unknown> = (data: D, meta: MessageMeta, ack: () => void) => unknown;
+export type MessageHandler<D = unknown> = (data: D, meta: MessageMeta, ack: Ack) => unknown;
+
+/** Confirms a message; `requested` says whether the sender asked for an ack at all. */
+export type Ack = (() => void) & { readonly requested: boolean };
 
 /** A handler for every message event: like {@link MessageHandler} with the event first. */
 export type AnyMessageHandler = (
   event: string,
   data: unknown,
   meta: MessageMeta,
-  ack: () => void,
+  ack: Ack,
 ) => unknown;
 
 /** The application's events: event name → type of `data`. */
@@ -462,12 +465,15 @@ class Client<E extends EventMap> implements SwitchboardClient<E> {
       }
     }
     let acked = false;
-    const ack = () => {
-      if (acked) return;
-      acked = true;
-      if (id) this.#recent.done(id);
-      serverAck?.();
-    };
+    const ack: Ack = Object.assign(
+      () => {
+        if (acked) return;
+        acked = true;
+        if (id) this.#recent.done(id);
+        serverAck?.();
+      },
+      { requested: serverAck !== undefined },
+    );
     const handlers = this.#handlers.get(event);
     const calls: (() => unknown)[] = [];
     if (handlers) for (const h of handlers) calls.push(() => h(data as never, meta, ack));

@@ -19,6 +19,7 @@
  */
 export { type BackoffOptions, backoffDelay, defaultBackoff, resolveBackoff } from './backoff.js';
 export {
+  type Ack,
   type AnyMessageHandler,
   type ClientOptions,
   type ConnectionState,

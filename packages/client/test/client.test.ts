@@ -2,7 +2,7 @@
  * `@switchboard/client` against the real stack: nats-server, two edges, the push API on
  * real HTTP. Duplicates, acks, token refresh before expiry and the token-related refusals.
  */
-import { type MessageMeta, tokenExpiresAt } from '@switchboard/client';
+import { type Ack, type MessageMeta, tokenExpiresAt } from '@switchboard/client';
 import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
 import { mintToken } from '@switchboard/testkit/tokens';
 import { waitFor } from '@switchboard/testkit/wait-for';
@@ -131,7 +131,7 @@ describe('client against the real stack', () => {
 
   it('ack - autoAck false: only an explicit ack() acks', async () => {
     const r = client('manual-ack', { autoAck: false });
-    const pending: { n: number; ack: () => void }[] = [];
+    const pending: { n: number; ack: Ack }[] = [];
     r.client.on('dm.new', (data, _meta, ack) => {
       pending.push({ n: data.n, ack });
     });
@@ -157,6 +157,10 @@ describe('client against the real stack', () => {
     expect(unacked.body.results).toEqual([
       { userId: 'manual-ack', status: 'dropped', reason: 'ack-timeout' },
     ]);
+    // `ack.requested` tells whether the sender waits for one.
+    await send({ to: 'manual-ack', data: { n: 3 } });
+    await waitFor(() => pending.length === 3);
+    expect(pending.map((p) => p.ack.requested)).toEqual([true, true, false]);
   });
 
   it('ack - no handler for the event: not acked (the sender falls back)', async () => {
