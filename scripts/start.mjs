@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
+import { startDemoServer } from './demo-server.mjs';
 import { DEV_SECRETS } from './dev-secrets.mjs';
 import { build, ensureAll, findNatsServer, root } from './ensure.mjs';
 
@@ -35,6 +36,8 @@ const ports = {
 const colors = [36, 35, 33, 32, 34, 31, 96, 95];
 const children = [];
 let stopping = false;
+/** The demo page's server (development only), once started. */
+let demo;
 
 function prefixed(name, color, stream, out) {
   let buf = '';
@@ -110,6 +113,7 @@ async function waitReady(url, name, timeoutMs = 30_000) {
 async function shutdown(code = 0) {
   if (stopping) return;
   stopping = true;
+  await demo?.close().catch(() => {});
   // Apps first (edges drain), NATS last.
   const apps = children.filter((c) => c.name !== 'nats');
   await Promise.all(apps.map(({ child }) => stop(child)));
@@ -192,6 +196,21 @@ try {
     waitReady(`http://127.0.0.1:${ports.presence}/readyz`, 'presence'),
     ...edgeUrls.map((u, i) => waitReady(`${u}/readyz`, `edge-${i + 1}`)),
   ]);
+  if (!production) {
+    try {
+      demo = await startDemoServer({
+        port: Number(env.DEMO_PORT ?? 3200),
+        host: common.HOST,
+        edgeUrls,
+        pushApiUrl: `http://127.0.0.1:${ports.pushApi}`,
+        presenceUrl: `http://127.0.0.1:${ports.presence}`,
+        apiKey,
+        jwtSecret,
+      });
+    } catch (err) {
+      console.error(`✗ demo page not started: ${err.message} (set DEMO_PORT)`);
+    }
+  }
   const devKey = apiKey === DEV.apiKey ? ' (development key)' : '';
   console.log(`
 \x1b[1mSwitchboard is running.\x1b[0m
@@ -199,7 +218,7 @@ try {
   presence   http://127.0.0.1:${ports.presence}
   edges      ${edgeUrls.join('  ')}
   NATS       ${natsUrl}
-  API key    ${apiKey}${devKey}
+  API key    ${apiKey}${devKey}${demo ? `\n  demo       ${demo.url}    (development only: open it in a browser)` : ''}
 
 Try it in another terminal:
   npm run client -- alice            # connects as user "alice" and prints what arrives

@@ -23,13 +23,13 @@ export {
 } from '../../../apps/push-api/test/support/stack.js';
 
 /** The presence service on its own port, on the stack's NATS, with the stack's API key. */
-export function startStackPresence(stack: Stack): Promise<RunningPresence> {
+export function startStackPresence(stack: Stack, apiKeys = API_KEY): Promise<RunningPresence> {
   return startPresence(
     loadPresenceConfig({
       PORT: '0',
       HOST: '127.0.0.1',
       NATS_URL: stack.nats.url,
-      API_KEYS: API_KEY,
+      API_KEYS: apiKeys,
       LEASE_TTL_MS: String(stack.leaseTtlMs),
     }),
     log,
