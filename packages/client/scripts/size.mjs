@@ -46,11 +46,19 @@ const sioVersion = JSON.parse(
   readFileSync(join(pkg, '../../node_modules/socket.io-client/package.json'), 'utf8'),
 ).version;
 const kb = (n) => `${(n / 1024).toFixed(1)} KiB`;
-const table = [
-  '| bundle | minified | minified + gzip |',
-  '| --- | --: | --: |',
-  ...rows.map((r) => `| ${r.label} | ${kb(r.min)} | ${kb(r.gzip)} |`),
-].join('\n');
+/** A Markdown table padded the way Biome formats it (so --write leaves the README clean). */
+function markdownTable(head, body, rightAligned) {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const cell = (v, i) => (rightAligned[i] ? v.padStart(widths[i]) : v.padEnd(widths[i]));
+  const line = (cells) => `| ${cells.map(cell).join(' | ')} |`;
+  const rule = widths.map((w, i) => (rightAligned[i] ? `${'-'.repeat(w - 1)}:` : '-'.repeat(w)));
+  return [line(head), `| ${rule.join(' | ')} |`, ...body.map(line)].join('\n');
+}
+const table = markdownTable(
+  ['bundle', 'minified', 'minified + gzip'],
+  rows.map((r) => [r.label, kb(r.min), kb(r.gzip)]),
+  [false, true, true],
+);
 const text = `${table}\n\nMeasured by \`node packages/client/scripts/size.mjs\` (esbuild ${esbuildVersion}, ESM, platform browser, target es2022, minified; gzip level 9; socket.io-client ${sioVersion}).`;
 console.log(text);
 
