@@ -2,7 +2,7 @@
 // `npm start`: the whole Switchboard on this machine, one process per app with prefixed logs.
 // Uses NATS_URL when set; otherwise starts its own nats-server with JetStream, data in .data/.
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { startDemoServer } from './demo-server.mjs';
@@ -20,18 +20,52 @@ if (production && (!env.API_KEYS || !env.AUTH_JWT_SECRET)) {
   process.exit(1);
 }
 
-ensureAll({ nats: !env.NATS_URL });
-build();
+/** A whole number from `min` to `max` from the environment, or a clear exit. */
+function intFromEnv(name, fallback, min, max) {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n < min || n > max) {
+    console.error(
+      `✗ ${name} must be a whole number from ${min} to ${max}, not ${JSON.stringify(text)}.`,
+    );
+    process.exit(2);
+  }
+  return n;
+}
 
 const apiKey = env.API_KEYS?.split(',')[0]?.trim() || DEV.apiKey;
 const jwtSecret = env.AUTH_JWT_SECRET || DEV.jwtSecret;
-const edges = Number(env.EDGES ?? 2);
+const edges = intFromEnv('EDGES', 2, 1, 16);
 const ports = {
-  pushApi: Number(env.PUSH_API_PORT ?? 3000),
-  presence: Number(env.PRESENCE_PORT ?? 3001),
-  edge: Number(env.EDGE_PORT ?? 3100),
-  nats: Number(env.START_NATS_PORT ?? 4223),
+  pushApi: intFromEnv('PUSH_API_PORT', 3000, 1, 65535),
+  presence: intFromEnv('PRESENCE_PORT', 3001, 1, 65534),
+  edge: intFromEnv('EDGE_PORT', 3100, 1, 65535 - 16),
+  nats: intFromEnv('START_NATS_PORT', 4223, 1, 65535),
+  demo: intFromEnv('DEMO_PORT', 3200, 1, 65535),
 };
+
+// One stack per checkout: a second `npm start` says where the first one is and stops.
+const pidFile = join(root, '.data', 'start.pid');
+try {
+  const running = JSON.parse(readFileSync(pidFile, 'utf8'));
+  process.kill(running.pid, 0);
+  console.error(
+    `✗ Switchboard is already running from this checkout (pid ${running.pid}, started ${running.startedAt}):\n` +
+      `  push API ${running.pushApi}, edges ${running.edges.join(' ')}.\n` +
+      `  Stop it first (Ctrl-C in its terminal, or kill ${running.pid}).`,
+  );
+  process.exit(1);
+} catch (err) {
+  // No file, unreadable, or its process is gone: a stale file from a crash.
+  if (err?.code === 'EPERM') {
+    console.error(`✗ ${pidFile} names a running process of another user; stop it first.`);
+    process.exit(1);
+  }
+}
+
+ensureAll({ nats: !env.NATS_URL });
+build();
 
 const colors = [36, 35, 33, 32, 34, 31, 96, 95];
 const children = [];
@@ -52,8 +86,13 @@ function prefixed(name, color, stream, out) {
   });
 }
 
-function launch(name, cmd, args, extraEnv) {
-  const color = colors[children.length % colors.length];
+/**
+ * Starts one app as a child with prefixed logs. An edge that exits (drained with
+ * `kill <pid>`, or crashed) is started again after 2 s, so failover can be tried locally; it
+ * gives up after 5 exits in a minute. Any other app exiting stops the whole stack.
+ */
+function launch(name, cmd, args, extraEnv, options = {}) {
+  const color = options.color ?? colors[children.length % colors.length];
   const child = spawn(cmd, args, {
     cwd: root,
     env: { ...env, ...extraEnv },
@@ -61,12 +100,31 @@ function launch(name, cmd, args, extraEnv) {
   });
   prefixed(name, color, child.stdout, process.stdout);
   prefixed(name, color, child.stderr, process.stderr);
+  const entry = { name, child, restarts: options.restarts ?? [] };
   child.on('exit', (code, signal) => {
     if (stopping) return;
+    if (options.restartable) {
+      const now = Date.now();
+      const recent = entry.restarts.filter((t) => now - t < 60_000);
+      if (recent.length < 5) {
+        console.error(
+          `• ${name} exited (${signal ?? code}); its clients reconnect to the other edges. Starting it again in 2 s.`,
+        );
+        setTimeout(() => {
+          if (stopping) return;
+          children.splice(children.indexOf(entry), 1);
+          launch(name, cmd, args, extraEnv, { ...options, color, restarts: [...recent, now] });
+        }, 2_000);
+        return;
+      }
+      console.error(`✗ ${name} exited 5 times in a minute; stopping the stack.`);
+      void shutdown(1);
+      return;
+    }
     console.error(`✗ ${name} exited (${signal ?? code}); stopping the stack.`);
     void shutdown(1);
   });
-  children.push({ name, child });
+  children.push(entry);
   return child;
 }
 
@@ -133,8 +191,39 @@ function stop(child) {
   });
 }
 
-process.on('SIGINT', () => void shutdown(0));
-process.on('SIGTERM', () => void shutdown(0));
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => void shutdown(0));
+
+// Every port this stack listens on, checked before anything starts.
+const wanted = [
+  ['PUSH_API_PORT', ports.pushApi],
+  ['PRESENCE_PORT', ports.presence],
+  ['the OS push worker (PRESENCE_PORT + 1)', ports.presence + 1],
+  ...Array.from({ length: edges }, (_, i) => [`EDGE_PORT + ${i}`, ports.edge + i]),
+  ...(production ? [] : [['DEMO_PORT', ports.demo]]),
+];
+for (const [what, port] of wanted) {
+  if (!(await portFree(port))) {
+    console.error(
+      `✗ port ${port} (${what}) is taken: another program listens there. Stop it, or move this stack with ${what.split(' ')[0]}.`,
+    );
+    process.exit(1);
+  }
+}
+mkdirSync(join(root, '.data'), { recursive: true });
+writeFileSync(
+  pidFile,
+  JSON.stringify({
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    pushApi: `http://127.0.0.1:${ports.pushApi}`,
+    edges: Array.from({ length: edges }, (_, i) => `http://127.0.0.1:${ports.edge + i}`),
+  }),
+);
+process.on('exit', () => {
+  try {
+    if (JSON.parse(readFileSync(pidFile, 'utf8')).pid === process.pid) rmSync(pidFile);
+  } catch {}
+});
 
 let natsUrl = env.NATS_URL;
 if (!natsUrl) {
@@ -178,12 +267,18 @@ try {
   const edgeUrls = [];
   for (let i = 0; i < edges; i++) {
     const port = ports.edge + i;
-    launch(`edge-${i + 1}`, node, [app('edge')], {
-      ...common,
-      PORT: String(port),
-      NODE_ID: `edge-${i + 1}`,
-      PUBLIC_URL: `http://127.0.0.1:${port}`,
-    });
+    launch(
+      `edge-${i + 1}`,
+      node,
+      [app('edge')],
+      {
+        ...common,
+        PORT: String(port),
+        NODE_ID: `edge-${i + 1}`,
+        PUBLIC_URL: `http://127.0.0.1:${port}`,
+      },
+      { restartable: true },
+    );
     edgeUrls.push(`http://127.0.0.1:${port}`);
   }
   launch('os-push', node, [app('os-push')], {
@@ -199,7 +294,7 @@ try {
   if (!production) {
     try {
       demo = await startDemoServer({
-        port: Number(env.DEMO_PORT ?? 3200),
+        port: ports.demo,
         host: common.HOST,
         edgeUrls,
         pushApiUrl: `http://127.0.0.1:${ports.pushApi}`,
@@ -227,7 +322,8 @@ Try it in another terminal:
     -d '{"to":"alice","event":"dm.new","data":{"text":"hello"}}'
   npm run token -- alice             # prints a client token for user "alice"
 
-Ctrl-C stops everything.
+Try failover: kill ${children.find((c) => c.name === 'edge-1')?.child.pid ?? '<pid of edge-1>'}   # edge-1 drains, its clients move, it starts again
+Ctrl-C (or SIGTERM, SIGHUP) stops everything.
 `);
 } catch (err) {
   console.error(`✗ ${err.message}`);
