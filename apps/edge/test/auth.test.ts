@@ -8,9 +8,9 @@ import { mintToken } from '@switchboard/testkit/tokens';
 import { SignJWT } from 'jose';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EdgeConfig } from '../src/config.js';
 import { EdgeNode } from '../src/edge-node.js';
 import { TokenVerifier } from '../src/token-verifier.js';
+import { edgeTestConfig } from './support.js';
 
 const SECRET = 'edge-test-secret-edge-test-secret-0123';
 
@@ -23,26 +23,7 @@ describe('edge auth', () => {
   beforeAll(async () => {
     nats = await NatsServer.start();
     nc = await connect({ servers: nats.url });
-    const config: EdgeConfig = {
-      port: 0,
-      host: '127.0.0.1',
-      nodeId: 'auth-edge',
-      publicUrl: 'http://127.0.0.1',
-      nats: { servers: [nats.url], replicas: 1 },
-      auth: { jwtSecret: SECRET },
-      leaseTtlMs: 3_000,
-      userEntryTtlMs: 86_400_000,
-      maxConnections: 2,
-      maxConnectsPerSecond: 0,
-      maxConnectsPerIpPerSecond: 0,
-      trustProxy: false,
-      maxConnectionsPerUser: 0,
-      maxBufferedBytes: 4 * 1024 * 1024,
-      maxInflightAcks: 10_000,
-      tokenExpiryWarningMs: 30_000,
-      corsOrigins: '*',
-      logLevel: 'silent',
-    };
+    const config = edgeTestConfig(nats.url, SECRET, { nodeId: 'auth-edge', maxConnections: 2 });
     edge = new EdgeNode({
       config,
       nc,

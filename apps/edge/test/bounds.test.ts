@@ -18,6 +18,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EdgeConfig } from '../src/config.js';
 import { EdgeNode } from '../src/edge-node.js';
 import { TokenVerifier } from '../src/token-verifier.js';
+import { edgeTestConfig } from './support.js';
 
 const SECRET = 'bounds-test-secret-bounds-test-secret-01';
 
@@ -42,27 +43,7 @@ describe('edge bounds', () => {
 
   let n = 0;
   async function startEdge(overrides: Partial<EdgeConfig> = {}): Promise<EdgeNode> {
-    const config: EdgeConfig = {
-      port: 0,
-      host: '127.0.0.1',
-      nodeId: `bounds-${++n}`,
-      publicUrl: 'http://127.0.0.1',
-      nats: { servers: [nats.url], replicas: 1 },
-      auth: { jwtSecret: SECRET },
-      leaseTtlMs: 3_000,
-      userEntryTtlMs: 86_400_000,
-      maxConnections: 1_000,
-      maxConnectsPerSecond: 0,
-      maxConnectsPerIpPerSecond: 0,
-      trustProxy: false,
-      maxConnectionsPerUser: 0,
-      maxBufferedBytes: 4 * 1024 * 1024,
-      maxInflightAcks: 10_000,
-      tokenExpiryWarningMs: 30_000,
-      corsOrigins: '*',
-      logLevel: 'silent',
-      ...overrides,
-    };
+    const config = edgeTestConfig(nats.url, SECRET, { nodeId: `bounds-${++n}`, ...overrides });
     const edge = new EdgeNode({
       config,
       nc,
