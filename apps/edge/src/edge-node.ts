@@ -131,6 +131,7 @@ export class EdgeNode {
     this.#metrics = createMetrics(
       options.registry,
       () => this.#sockets.connections,
+      () => this.#sockets.users,
       () => this.#health.connected,
     );
     const epoch = randomUUID();
@@ -331,6 +332,7 @@ export class EdgeNode {
       leave();
       return refuse(ConnectErrors.tooManyConnections);
     }
+    this.#metrics.accepted.inc();
     next();
   }
 
@@ -464,7 +466,10 @@ export class EdgeNode {
     } catch (err) {
       // Socket.IO throws on reserved event names (the push API refuses them first); the
       // data of an acked delivery is parsed here.
-      this.#o.log.error({ err }, 'delivery failed');
+      this.#o.log.error(
+        { err, messageIds: decoded.deliveries.map((d) => d.id) },
+        'delivery failed',
+      );
       msg.respond(JSON.stringify({ error: 'delivery failed' }));
       return;
     }
@@ -473,7 +478,10 @@ export class EdgeNode {
       msg.respond(reply);
     } catch (err) {
       // Over max_payload (or NATS gone): the push API times out and treats it as undelivered.
-      this.#o.log.error({ err, users }, 'could not answer a delivery');
+      this.#o.log.error(
+        { err, users, messageIds: decoded.deliveries.map((d) => d.id) },
+        'could not answer a delivery',
+      );
     }
   }
 
@@ -535,6 +543,7 @@ function emitControl(socket: EdgeSocket, event: string, payload: object): void {
 function createMetrics(
   registry: Registry,
   connections: () => number,
+  users: () => number,
   natsConnected: () => boolean,
 ) {
   natsConnectedGauge(registry, natsConnected);
@@ -546,6 +555,19 @@ function createMetrics(
       collect() {
         this.set(connections());
       },
+    }),
+    users: new Gauge({
+      name: 'switchboard_edge_users',
+      help: 'Distinct users with at least one socket on this node',
+      registers: [registry],
+      collect() {
+        this.set(users());
+      },
+    }),
+    accepted: new Counter({
+      name: 'switchboard_edge_connections_accepted_total',
+      help: 'Handshakes completed (the client saw connect, routable)',
+      registers: [registry],
     }),
     rejected: new Counter({
       name: 'switchboard_edge_connections_rejected_total',

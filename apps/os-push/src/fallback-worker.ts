@@ -273,7 +273,8 @@ export class FallbackWorker {
     }
     const message = parsed.data;
     const attempt = m.info.deliveryCount;
-    const context = { id: message.id, userId: message.userId, seq: m.seq, attempt };
+    // Log fields: every line about a message carries messageId (see docs/operations.md).
+    const context = { messageId: message.id, userId: message.userId, seq: m.seq, attempt };
     const record: RecordFn = async (r) => {
       try {
         await recordStatusDurably(this.#o.nc, {
@@ -467,7 +468,7 @@ export class FallbackWorker {
     m.ack();
     this.#done('deadLettered');
     if (hadProgress)
-      await this.#forgetProgress(message, { id: message.id, userId: message.userId });
+      await this.#forgetProgress(message, { messageId: message.id, userId: message.userId });
   }
 
   async #saveProgress(
@@ -517,7 +518,7 @@ export class FallbackWorker {
     } catch (err) {
       this.#fail(
         'dead-letter',
-        { err, id: message.id, userId: message.userId },
+        { err, messageId: message.id, userId: message.userId },
         'dead letter not stored',
       );
       throw err;
@@ -561,7 +562,7 @@ export class FallbackWorker {
       this.#maxDeliveries?.inc({ outcome: 'dead-lettered' });
       this.#done('deadLettered');
       this.#o.log.warn(
-        { seq, id: message.id, userId: message.userId },
+        { seq, messageId: message.id, userId: message.userId },
         'max deliveries reached, dead-lettered',
       );
     } catch (err) {

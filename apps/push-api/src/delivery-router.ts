@@ -275,7 +275,10 @@ export class DeliveryRouter {
           })
           .catch((err: unknown) => {
             this.#o.metrics?.nodeRequests.inc({ outcome: 'failed' });
-            this.#o.log.warn({ err, nodeId, users: users.length }, 'node did not take a delivery');
+            this.#o.log.warn(
+              { err, messageId: message.id, nodeId, users: users.length },
+              'node did not take a delivery',
+            );
             for (const u of users) unreachable.add(u);
           })
           .finally(() => {
@@ -322,7 +325,10 @@ export class DeliveryRouter {
     try {
       views = await this.#o.presence.lookupMany(missed);
     } catch (err) {
-      this.#o.log.warn({ err, users: missed.length }, 'presence re-read failed');
+      this.#o.log.warn(
+        { err, messageId: message.id, users: missed.length },
+        'presence re-read failed',
+      );
       for (const u of missed) delivered.unreachable.add(u);
       return;
     }
@@ -383,7 +389,9 @@ export class DeliveryRouter {
           metrics.recipients.inc({ status, reason }, n);
         }
       }
-      metrics.sendSeconds.observe((Date.now() - sentAt) / 1000);
+      const seconds = (Date.now() - sentAt) / 1000;
+      metrics.sendSeconds.observe(seconds);
+      if (message.ack) metrics.ackSeconds.observe(seconds);
     }
     const nodesOf = new Map<string, string[]>();
     for (const [nodeId, users] of byNode) {
@@ -453,7 +461,7 @@ export class DeliveryRouter {
           results[i] = { userId: result.userId, status: 'fallback', reason };
         } catch (err) {
           this.#o.log.error(
-            { err, id: message.id, userId: result.userId },
+            { err, messageId: message.id, userId: result.userId },
             'fallback hand-off failed',
           );
           results[i] = { userId: result.userId, status: 'dropped', reason: 'fallback-failed' };

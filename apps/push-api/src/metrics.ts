@@ -40,5 +40,11 @@ export function createRouterMetrics(registry: Registry) {
       buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    ackSeconds: new Histogram({
+      name: 'switchboard_push_ack_seconds',
+      help: 'Sends that asked for an ack: time from the request until every recipient acked or timed out',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
   };
 }

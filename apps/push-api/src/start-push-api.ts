@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DeviceRegistry } from '@switchboard/device-registry/device-registry';
 import { createMetricsRegistry } from '@switchboard/http/health';
-import { natsConnectedGauge } from '@switchboard/http/http-metrics';
 import type { HttpApp } from '@switchboard/http/http-app';
+import { natsConnectedGauge } from '@switchboard/http/http-metrics';
 import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
 import {
   ensureFallbackStream,
@@ -19,6 +19,7 @@ import { PresenceMirror } from '@switchboard/presence-registry/presence-mirror';
 import type { SendMessageResponse } from '@switchboard/protocol/message';
 import type { StartContext } from '@switchboard/runtime/service';
 import type { Logger } from 'pino';
+import { Counter } from 'prom-client';
 import { buildApp } from './app.js';
 import type { PushApiConfig } from './config.js';
 import { DeliveryRouter } from './delivery-router.js';
@@ -58,6 +59,17 @@ export async function startPushApi(
     const status = new StatusBatcher({ nc, log });
     const registry = createMetricsRegistry('push-api');
     natsConnectedGauge(registry, () => health.connected);
+    new Counter({
+      name: 'switchboard_push_status_records_total',
+      help: 'Send status records stored (batched) or failed (dropped or refused: GET /v1/messages/:id then lacks them)',
+      labelNames: ['outcome'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ outcome: 'written' }, status.written);
+        this.inc({ outcome: 'failed' }, status.failed);
+      },
+    });
     const router = new DeliveryRouter({
       metrics: createRouterMetrics(registry),
       nc,

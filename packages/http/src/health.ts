@@ -3,7 +3,7 @@
  * `/metrics` (Prometheus text). All public.
  */
 
-import { natsPermissionViolations } from '@switchboard/nats/connection';
+import { natsPermissionViolations, natsReconnects } from '@switchboard/nats/connection';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
@@ -28,6 +28,15 @@ export function createMetricsRegistry(app: string): Registry {
     collect() {
       this.reset();
       this.inc(natsPermissionViolations());
+    },
+  });
+  new Counter({
+    name: 'switchboard_nats_reconnects_total',
+    help: 'Times this process reconnected to NATS (a server restarted, or the network broke)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(natsReconnects());
     },
   });
   return registry;

@@ -88,6 +88,7 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
             log.warn({ status: s }, `nats ${s.type}`);
             break;
           case 'reconnect':
+            reconnects++;
             log.info({ server: nc.getServer() }, 'nats reconnected');
             break;
           default:
@@ -100,6 +101,12 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
 }
 
 let permissionViolations = 0;
+let reconnects = 0;
+
+/** Reconnections of this process's NATS connections since start (each also logged). */
+export function natsReconnects(): number {
+  return reconnects;
+}
 
 /**
  * Permission violations the server reported to this process's connections (each also

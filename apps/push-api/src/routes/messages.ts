@@ -147,7 +147,7 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
       if (claim?.kind === 'claimed') {
         await claim.commit(response).catch((err: unknown) => {
           req.log.error(
-            { err, id },
+            { err, messageId: id },
             'could not store the idempotent response; a retry may send again',
           );
         });
@@ -210,7 +210,7 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
       }
       if (claim) {
         await claim.commit({ id }).catch((err: unknown) => {
-          req.log.error({ err, id }, 'could not store the idempotent broadcast answer');
+          req.log.error({ err, messageId: id }, 'could not store the idempotent broadcast answer');
         });
       }
       return { id };
