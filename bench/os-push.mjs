@@ -3,11 +3,11 @@
 // number of notifications directly, with the same concurrency (no stream, no device
 // lookup, no status records).
 import { connect } from '@nats-io/transport-node';
+import { FallbackQueue } from '@switchboard/fallback-queue';
 import { pino } from 'pino';
 import { FallbackWorker } from '../apps/os-push/dist/fallback-worker.js';
 import { ApnsProvider } from '../apps/os-push/dist/providers/apns-provider.js';
 import { LogProvider } from '../apps/os-push/dist/providers/log-provider.js';
-import { FallbackQueue } from '../apps/push-api/dist/fallback-queue.js';
 import { DeviceRegistry } from '../packages/device-registry/dist/device-registry.js';
 import {
   ensureDeadLetterStream,

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import {
   commaList,
   durationMs,
+  type Env,
   isProduction,
   leaseTtlMs,
   listenShape,
@@ -12,11 +13,11 @@ import {
   natsSettings,
   natsShape,
   nodeEnv,
+  readEnv,
   secret,
-} from '@switchboard/config/fields';
-import { type Env, readEnv } from '@switchboard/config/load';
-import { DEFAULT_USER_ENTRY_TTL_MS } from '@switchboard/nats/provision';
-import { NODE_ID_PATTERN } from '@switchboard/protocol/subjects';
+} from '@switchboard/config';
+import { DEFAULT_USER_ENTRY_TTL_MS } from '@switchboard/presence-registry';
+import { NODE_ID_PATTERN } from '@switchboard/protocol';
 import { z } from 'zod';
 
 export type EdgeConfig = {

@@ -6,8 +6,7 @@
  * message's data spliced in as the sender's JSON text, and the same string is written to
  * every target socket's transport: no parse of the data, no encode per socket.
  */
-import type { Delivery } from '@switchboard/protocol/delivery';
-import type { MessageMeta } from '@switchboard/protocol/socket';
+import type { Delivery, MessageMeta } from '@switchboard/protocol';
 import type { LocalSockets } from './local-sockets.js';
 
 /** The part of an Engine.IO connection that delivery uses. */

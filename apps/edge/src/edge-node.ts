@@ -19,34 +19,30 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { natsConnectedGauge } from '@switchboard/http/http-metrics';
-import { listenHttp, probeHandler } from '@switchboard/http/probes';
-import { ConnectionHealth } from '@switchboard/nats/connection';
-import { isNoResponders } from '@switchboard/nats/errors';
-import type { PresenceBuckets } from '@switchboard/nats/provision';
-import { NodeIdConflictError, NodeLease } from '@switchboard/presence-registry/node-lease';
-import { UserRegistrar } from '@switchboard/presence-registry/user-registrar';
+import { listenHttp, natsConnectedGauge, probeHandler } from '@switchboard/http';
+import { ConnectionHealth, isNoResponders } from '@switchboard/nats';
+import type { PresenceBuckets } from '@switchboard/presence-registry';
+import { NodeIdConflictError, NodeLease, UserRegistrar } from '@switchboard/presence-registry';
 import {
   BroadcastEnvelope,
-  decodeDeliveries,
-  encodeBatchReply,
-  encodeLegacyNodeReply,
-  encodeNodeReply,
-  type NodeReply,
-} from '@switchboard/protocol/delivery';
-import { Limits } from '@switchboard/protocol/message';
-import {
   type ClientToServerEvents,
   type CloseReason,
   CloseReasons,
   ConnectErrors,
   ControlEvents,
+  decodeDeliveries,
+  encodeBatchReply,
+  encodeLegacyNodeReply,
+  encodeNodeReply,
   type InterServerEvents,
+  Limits,
+  type NodeReply,
+  nodeSubject,
   type RefreshResult,
   type ServerToClientEvents,
   type SocketData,
-} from '@switchboard/protocol/socket';
-import { nodeSubject, Subjects } from '@switchboard/protocol/subjects';
+  Subjects,
+} from '@switchboard/protocol';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { Server, type Socket } from 'socket.io';

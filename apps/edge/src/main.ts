@@ -1,4 +1,4 @@
-import { runApp } from '@switchboard/runtime/service';
+import { runApp } from '@switchboard/runtime';
 import { loadConfig } from './config.js';
 import { startEdge } from './start-edge.js';
 

@@ -1,9 +1,9 @@
 /** Builds and starts one edge node from its config: what `main.ts` runs and tests reuse. */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { createMetricsRegistry } from '@switchboard/http/health';
-import { connectNats } from '@switchboard/nats/connection';
-import { openPresenceBuckets } from '@switchboard/nats/provision';
-import type { StartContext } from '@switchboard/runtime/service';
+import { createMetricsRegistry } from '@switchboard/http';
+import { connectNats } from '@switchboard/nats';
+import { openPresenceBuckets } from '@switchboard/presence-registry';
+import type { StartContext } from '@switchboard/runtime';
 import type { Logger } from 'pino';
 import type { EdgeConfig } from './config.js';
 import { EdgeNode } from './edge-node.js';

@@ -5,8 +5,7 @@
  */
 
 import { createPublicKey, webcrypto } from 'node:crypto';
-import { UserId } from '@switchboard/protocol/message';
-import { MAX_USER_ID_BYTES } from '@switchboard/protocol/user-key';
+import { MAX_USER_ID_BYTES, UserId } from '@switchboard/protocol';
 import { createRemoteJWKSet, errors, importSPKI, type JWTVerifyGetKey, jwtVerify } from 'jose';
 
 export class InvalidTokenError extends Error {

@@ -1,6 +1,4 @@
-import { NatsServer } from '@switchboard/testkit/nats-server';
-import { connectClient } from '@switchboard/testkit/socket-client';
-import { mintToken } from '@switchboard/testkit/tokens';
+import { connectClient, mintToken, NatsServer } from '@switchboard/testkit';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Admission } from '../src/admission.js';

@@ -1,10 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createMetricsRegistry } from '@switchboard/http/health';
-import { openPresenceBuckets } from '@switchboard/nats/provision';
-import { http } from '@switchboard/testkit/http';
-import { NatsServer } from '@switchboard/testkit/nats-server';
-import { connectClient } from '@switchboard/testkit/socket-client';
-import { mintToken } from '@switchboard/testkit/tokens';
+import { createMetricsRegistry } from '@switchboard/http';
+import { openPresenceBuckets } from '@switchboard/presence-registry';
+import { connectClient, http, mintToken, NatsServer } from '@switchboard/testkit';
 import { SignJWT } from 'jose';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

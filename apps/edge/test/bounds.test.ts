@@ -4,15 +4,17 @@
  * address and per user (cluster-wide, across two edges).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createMetricsRegistry } from '@switchboard/http/health';
-import { openPresenceBuckets } from '@switchboard/nats/provision';
-import { decodeNodeReply, deliveryHead, encodeDelivery } from '@switchboard/protocol/delivery';
-import { nodeSubject } from '@switchboard/protocol/subjects';
-import { http } from '@switchboard/testkit/http';
-import { NatsServer } from '@switchboard/testkit/nats-server';
-import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
-import { mintToken } from '@switchboard/testkit/tokens';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { createMetricsRegistry } from '@switchboard/http';
+import { openPresenceBuckets } from '@switchboard/presence-registry';
+import { decodeNodeReply, deliveryHead, encodeDelivery, nodeSubject } from '@switchboard/protocol';
+import {
+  type ClientSocket,
+  connectClient,
+  http,
+  mintToken,
+  NatsServer,
+  waitFor,
+} from '@switchboard/testkit';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EdgeConfig } from '../src/config.js';

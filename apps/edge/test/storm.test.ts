@@ -1,14 +1,17 @@
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { UserEntry } from '@switchboard/protocol/presence';
-import { Buckets } from '@switchboard/protocol/subjects';
-import { AppProcess } from '@switchboard/testkit/app-process';
-import { http } from '@switchboard/testkit/http';
-import { NatsServer } from '@switchboard/testkit/nats-server';
-import { freePort } from '@switchboard/testkit/ports';
-import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
-import { mintToken } from '@switchboard/testkit/tokens';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import type { UserEntry } from '@switchboard/protocol';
+import { Buckets } from '@switchboard/protocol';
+import {
+  AppProcess,
+  type ClientSocket,
+  connectClient,
+  freePort,
+  http,
+  mintToken,
+  NatsServer,
+  waitFor,
+} from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const SECRET = 'storm-test-secret-storm-test-secret-0000';

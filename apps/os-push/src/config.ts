@@ -1,7 +1,9 @@
 /** OS push worker configuration from the environment. */
 import { readFileSync } from 'node:fs';
 import {
+  ConfigError,
   durationMs,
+  type Env,
   isProduction,
   listenShape,
   logLevel,
@@ -10,10 +12,10 @@ import {
   natsSettings,
   natsShape,
   nodeEnv,
+  readEnv,
   secret,
   webhookAllowedHosts,
-} from '@switchboard/config/fields';
-import { ConfigError, type Env, readEnv } from '@switchboard/config/load';
+} from '@switchboard/config';
 import { z } from 'zod';
 import { APNS_PRODUCTION_URL, APNS_SANDBOX_URL } from './providers/apns-provider.js';
 import { FCM_BASE_URL, type ServiceAccount } from './providers/fcm-provider.js';

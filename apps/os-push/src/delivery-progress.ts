@@ -9,7 +9,7 @@
 import { StorageType } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { encodeUserKey } from '@switchboard/protocol/user-key';
+import { encodeUserKey } from '@switchboard/protocol';
 import { z } from 'zod';
 
 export const PROGRESS_BUCKET = 'os-push-progress';

@@ -25,12 +25,11 @@ import {
   jetstreamManager,
 } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { DeviceRegistry } from '@switchboard/device-registry/device-registry';
-import { recordStatusDurably } from '@switchboard/nats/status-stream';
-import type { Device, Platform } from '@switchboard/protocol/devices';
-import { type DeadLetter, FallbackMessage } from '@switchboard/protocol/fallback';
-import type { ProviderRecord } from '@switchboard/protocol/status';
-import { dlqSubject, Streams } from '@switchboard/protocol/subjects';
+import type { DeviceRegistry } from '@switchboard/device-registry';
+import { recordStatusDurably } from '@switchboard/message-status';
+import { isConsumerNotFound } from '@switchboard/nats';
+import type { Device, Platform, ProviderRecord } from '@switchboard/protocol';
+import { type DeadLetter, dlqSubject, FallbackMessage, Streams } from '@switchboard/protocol';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import {
@@ -192,7 +191,7 @@ export class FallbackWorker {
       await jsm.consumers.info(Streams.fallback, CONSUMER_NAME);
       await jsm.consumers.update(Streams.fallback, CONSUMER_NAME, config);
     } catch (err) {
-      if (!/consumer not found/i.test((err as Error).message)) throw err;
+      if (!isConsumerNotFound(err)) throw err;
       await jsm.consumers.add(Streams.fallback, { durable_name: CONSUMER_NAME, ...config });
     }
     // One worker of the group handles each advisory (core NATS: a worker must be connected).

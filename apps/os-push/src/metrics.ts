@@ -11,8 +11,8 @@
  */
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { natsConnectedGauge } from '@switchboard/http/http-metrics';
-import { Streams } from '@switchboard/protocol/subjects';
+import { natsConnectedGauge } from '@switchboard/http';
+import { Streams } from '@switchboard/protocol';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export type OsPushMetrics = ReturnType<typeof createOsPushMetrics>;

@@ -1,18 +1,13 @@
 /** Builds and starts the OS push worker from its config: what `main.ts` runs and tests reuse. */
 import { createServer } from 'node:http';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DeviceRegistry } from '@switchboard/device-registry/device-registry';
-import { createMetricsRegistry } from '@switchboard/http/health';
-import { listenHttp, probeHandler } from '@switchboard/http/probes';
-import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
-import {
-  ensureDeadLetterStream,
-  ensureFallbackStream,
-  ensureStatusStream,
-  openDevicesBucket,
-} from '@switchboard/nats/provision';
-import type { Platform } from '@switchboard/protocol/devices';
-import type { StartContext } from '@switchboard/runtime/service';
+import { DeviceRegistry, openDevicesBucket } from '@switchboard/device-registry';
+import { ensureDeadLetterStream, ensureFallbackStream } from '@switchboard/fallback-queue';
+import { createMetricsRegistry, listenHttp, probeHandler } from '@switchboard/http';
+import { ensureStatusStream } from '@switchboard/message-status';
+import { ConnectionHealth, connectNats } from '@switchboard/nats';
+import type { Platform } from '@switchboard/protocol';
+import type { StartContext } from '@switchboard/runtime';
 import type { Logger } from 'pino';
 import type { OsPushConfig } from './config.js';
 import { DeliveryProgress } from './delivery-progress.js';

@@ -5,12 +5,10 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { DeviceRegistry } from '@switchboard/device-registry/device-registry';
-import { openDevicesBucket } from '@switchboard/nats/provision';
-import type { FallbackMessage } from '@switchboard/protocol/fallback';
-import { DeadLetter } from '@switchboard/protocol/fallback';
-import { Streams } from '@switchboard/protocol/subjects';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { DeviceRegistry, openDevicesBucket } from '@switchboard/device-registry';
+import type { FallbackMessage } from '@switchboard/protocol';
+import { DeadLetter, Streams } from '@switchboard/protocol';
+import { waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApnsProvider } from '../src/providers/apns-provider.js';
 import { log, PushRig } from './support.js';

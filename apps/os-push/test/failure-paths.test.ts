@@ -5,10 +5,8 @@
  */
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { DeadLetter } from '@switchboard/protocol/fallback';
-import { Streams } from '@switchboard/protocol/subjects';
-import { http } from '@switchboard/testkit/http';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { DeadLetter, Streams } from '@switchboard/protocol';
+import { http, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSUMER_NAME } from '../src/fallback-worker.js';
 import type { RunningOsPush } from '../src/start-os-push.js';

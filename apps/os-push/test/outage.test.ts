@@ -5,8 +5,8 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { Streams } from '@switchboard/protocol/subjects';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { Streams } from '@switchboard/protocol';
+import { waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PushRig } from './support.js';
 

@@ -1,11 +1,8 @@
 import { createServer } from 'node:http';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { DeadLetter } from '@switchboard/protocol/fallback';
-import { Streams } from '@switchboard/protocol/subjects';
-import { http } from '@switchboard/testkit/http';
-import { freePort } from '@switchboard/testkit/ports';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { DeadLetter, Streams } from '@switchboard/protocol';
+import { freePort, http, waitFor } from '@switchboard/testkit';
 import { decodeJwt } from 'jose';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

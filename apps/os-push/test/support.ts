@@ -2,14 +2,18 @@
 
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { Streams } from '@switchboard/protocol/subjects';
+import { Streams } from '@switchboard/protocol';
 import { loadConfig as loadApiConfig } from '@switchboard/push-api/config';
 import { type RunningPushApi, startPushApi } from '@switchboard/push-api/start-push-api';
-import { ApnsServer } from '@switchboard/testkit/apns-server';
-import { FcmServer } from '@switchboard/testkit/fcm-server';
-import { http, type TestResponse } from '@switchboard/testkit/http';
-import { NatsServer, type NatsServerOptions } from '@switchboard/testkit/nats-server';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import {
+  ApnsServer,
+  FcmServer,
+  http,
+  NatsServer,
+  type NatsServerOptions,
+  type TestResponse,
+  waitFor,
+} from '@switchboard/testkit';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
 import { type RunningOsPush, startOsPush } from '../src/start-os-push.js';

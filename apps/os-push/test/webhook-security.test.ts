@@ -1,8 +1,7 @@
 /** Webhooks read as an attacker would: real HTTP servers on 127.0.0.1, the real provider. */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Device } from '@switchboard/protocol/devices';
-import type { FallbackMessage } from '@switchboard/protocol/fallback';
+import type { Device, FallbackMessage } from '@switchboard/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookProvider } from '../src/providers/webhook-provider.js';
 

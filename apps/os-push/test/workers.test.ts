@@ -1,6 +1,4 @@
-import { AppProcess } from '@switchboard/testkit/app-process';
-import { freePort } from '@switchboard/testkit/ports';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { AppProcess, freePort, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PushRig } from './support.js';
 

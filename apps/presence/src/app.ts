@@ -1,6 +1,6 @@
 /** The presence service as a Fastify app; dependencies come in ready-made. */
-import { createHttpApp, type HttpApp } from '@switchboard/http/http-app';
-import type { PresenceReader } from '@switchboard/presence-registry/presence-reader';
+import { createHttpApp, type HttpApp } from '@switchboard/http';
+import type { PresenceReader } from '@switchboard/presence-registry';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { presenceRoutes } from './routes/presence.js';

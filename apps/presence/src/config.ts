@@ -1,6 +1,7 @@
 /** Presence service configuration from the environment. */
 import {
   apiKeys,
+  type Env,
   isProduction,
   leaseTtlMs,
   listenShape,
@@ -10,8 +11,8 @@ import {
   natsSettings,
   natsShape,
   nodeEnv,
-} from '@switchboard/config/fields';
-import { type Env, readEnv } from '@switchboard/config/load';
+  readEnv,
+} from '@switchboard/config';
 import type { z } from 'zod';
 
 export type PresenceConfig = {

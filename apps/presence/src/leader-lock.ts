@@ -5,6 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { openBucket, type ProvisionOptions } from '@switchboard/nats';
+import { Buckets } from '@switchboard/protocol';
 import type { Logger } from 'pino';
 
 const KEY = 'monitor';
@@ -62,4 +65,16 @@ export class LeaderLock {
       this.#busy = false;
     }
   }
+}
+
+/** Opens (creating if missing) `presence-leader`, whose max_age is the lease TTL. */
+export function openLeaderBucket(
+  nc: NatsConnection,
+  options: ProvisionOptions & { ttlMs: number },
+): Promise<KV> {
+  return openBucket(nc, Buckets.presenceLeader, {
+    replicas: options.replicas,
+    ttlMs: options.ttlMs,
+    description: 'switchboard presence leader',
+  });
 }

@@ -7,8 +7,8 @@
  * `switchboard_presence_leader`.
  */
 
-import { natsConnectedGauge } from '@switchboard/http/http-metrics';
-import type { LeaseLossReason, LeaseTable } from '@switchboard/presence-registry/lease-table';
+import { natsConnectedGauge } from '@switchboard/http';
+import type { LeaseLossReason, LeaseTable } from '@switchboard/presence-registry';
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 export type PresenceMetrics = ReturnType<typeof createPresenceMetrics>;

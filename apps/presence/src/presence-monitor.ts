@@ -17,18 +17,17 @@
  */
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { isCasConflict } from '@switchboard/nats/errors';
-import { readUserEntry } from '@switchboard/presence-registry/codec';
+import { isCasConflict } from '@switchboard/nats';
+import type { LeaseLost, LeaseTable } from '@switchboard/presence-registry';
 import {
+  parseLease,
+  readUserEntry,
+  removeNodeFromEntry,
   type SnapshotWatch,
   watchWithSnapshot,
-} from '@switchboard/presence-registry/kv-snapshot-watch';
-import type { LeaseLost, LeaseTable } from '@switchboard/presence-registry/lease-table';
-import { parseLease } from '@switchboard/presence-registry/node-lease';
-import { removeNodeFromEntry } from '@switchboard/presence-registry/user-registrar';
-import type { PresenceEvent, UserEntry } from '@switchboard/protocol/presence';
-import { Subjects } from '@switchboard/protocol/subjects';
-import { decodeUserKey } from '@switchboard/protocol/user-key';
+} from '@switchboard/presence-registry';
+import type { PresenceEvent, UserEntry } from '@switchboard/protocol';
+import { decodeUserKey, Subjects } from '@switchboard/protocol';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 

@@ -6,11 +6,14 @@
 
 import { type Service, Svcm } from '@nats-io/services';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { PresenceReader } from '@switchboard/presence-registry/presence-reader';
-import { ErrorCodes } from '@switchboard/protocol/errors';
-import { UserId } from '@switchboard/protocol/message';
-import { PresenceQueryRequest, type PresenceQueryResponse } from '@switchboard/protocol/presence';
-import { Subjects } from '@switchboard/protocol/subjects';
+import type { PresenceReader } from '@switchboard/presence-registry';
+import {
+  ErrorCodes,
+  PresenceQueryRequest,
+  type PresenceQueryResponse,
+  Subjects,
+  UserId,
+} from '@switchboard/protocol';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { z } from 'zod';

@@ -1,17 +1,16 @@
 /** Builds and starts the presence service from its config: what `main.ts` runs and tests reuse. */
 import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { createMetricsRegistry } from '@switchboard/http/health';
-import type { HttpApp } from '@switchboard/http/http-app';
-import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
-import { openLeaderBucket } from '@switchboard/nats/provision';
-import type { LeaseTable } from '@switchboard/presence-registry/lease-table';
-import { openPresenceReader } from '@switchboard/presence-registry/open-reader';
-import type { StartContext } from '@switchboard/runtime/service';
+import type { HttpApp } from '@switchboard/http';
+import { createMetricsRegistry } from '@switchboard/http';
+import { ConnectionHealth, connectNats } from '@switchboard/nats';
+import type { LeaseTable } from '@switchboard/presence-registry';
+import { openPresenceReader } from '@switchboard/presence-registry';
+import type { StartContext } from '@switchboard/runtime';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { PresenceConfig } from './config.js';
-import { LeaderLock } from './leader-lock.js';
+import { LeaderLock, openLeaderBucket } from './leader-lock.js';
 import { createPresenceMetrics, observePresenceState } from './metrics.js';
 import { PresenceMonitor } from './presence-monitor.js';
 import { startQueryService } from './query-service.js';

@@ -2,7 +2,7 @@
  * Fault tests with real edge processes: `kill -9` of an edge, and a fast restart under the
  * same node id. Presence runs in-process so the test can watch its events and entries.
  */
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { waitFor } from '@switchboard/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PresenceRig } from './support.js';
 

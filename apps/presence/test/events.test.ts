@@ -1,5 +1,5 @@
 import { Kvm } from '@nats-io/kv';
-import { Buckets, Subjects } from '@switchboard/protocol/subjects';
+import { Buckets, Subjects } from '@switchboard/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PresenceRig } from './support.js';
 

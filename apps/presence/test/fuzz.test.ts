@@ -4,8 +4,7 @@
  * shape; never 5xx, and the service still serves afterwards. `FUZZ_SEED=<seed>` replays a
  * run, `FUZZ_CASES=<n>` sizes it.
  */
-import { ErrorCodes } from '@switchboard/protocol/errors';
-import { PresenceQueryRequest } from '@switchboard/protocol/presence';
+import { ErrorCodes, PresenceQueryRequest } from '@switchboard/protocol';
 import {
   anyJson,
   deepJson,
@@ -16,13 +15,13 @@ import {
   fuzzSettings,
   hasLoneSurrogate,
   hostileString,
+  http,
   mutate,
   Prng,
   pathSegment,
   rawRequest,
   runPool,
-} from '@switchboard/testkit/fuzz';
-import { http } from '@switchboard/testkit/http';
+} from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, PresenceRig } from './support.js';
 

@@ -3,11 +3,8 @@
  * malformed entry in the bucket, and presence leader failover.
  */
 import { Kvm } from '@nats-io/kv';
-import { Buckets } from '@switchboard/protocol/subjects';
-import { encodeUserKey } from '@switchboard/protocol/user-key';
-import { AppProcess } from '@switchboard/testkit/app-process';
-import { freePort } from '@switchboard/testkit/ports';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { Buckets, encodeUserKey } from '@switchboard/protocol';
+import { AppProcess, freePort, waitFor } from '@switchboard/testkit';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';

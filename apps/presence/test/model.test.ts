@@ -10,19 +10,19 @@
  * Size and seed: MODEL_OPS (default 240), MODEL_SEED (default: random, printed).
  * `npm run test:model` runs it larger.
  */
-import type { PresenceView } from '@switchboard/protocol/presence';
-import { Subjects } from '@switchboard/protocol/subjects';
-import { AppProcess } from '@switchboard/testkit/app-process';
-import { http } from '@switchboard/testkit/http';
-import { freePort } from '@switchboard/testkit/ports';
+import type { PresenceView } from '@switchboard/protocol';
+import { Subjects } from '@switchboard/protocol';
 import {
+  AppProcess,
   type ClientSocket,
   collect,
   connectClient,
+  freePort,
+  http,
+  mintToken,
   type Received,
-} from '@switchboard/testkit/socket-client';
-import { mintToken } from '@switchboard/testkit/tokens';
-import { waitFor } from '@switchboard/testkit/wait-for';
+  waitFor,
+} from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, PresenceRig, SECRET } from './support.js';
 

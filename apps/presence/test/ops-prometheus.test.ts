@@ -14,12 +14,15 @@ import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { loadConfig as loadOsPushConfig } from '@switchboard/os-push/config';
 import { type RunningOsPush, startOsPush } from '@switchboard/os-push/start-os-push';
-import { Subjects } from '@switchboard/protocol/subjects';
-import { http } from '@switchboard/testkit/http';
-import { PrometheusServer, type PromSample } from '@switchboard/testkit/prometheus';
-import { connectClient } from '@switchboard/testkit/socket-client';
-import { mintToken } from '@switchboard/testkit/tokens';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { Subjects } from '@switchboard/protocol';
+import {
+  connectClient,
+  http,
+  mintToken,
+  PrometheusServer,
+  type PromSample,
+  waitFor,
+} from '@switchboard/testkit';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, SECRET, Stack } from '../../push-api/test/support/stack.js';

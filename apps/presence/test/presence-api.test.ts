@@ -1,4 +1,4 @@
-import type { TestResponse } from '@switchboard/testkit/http';
+import type { TestResponse } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PresenceRig } from './support.js';
 

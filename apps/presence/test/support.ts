@@ -6,16 +6,19 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { loadConfig as loadEdgeConfig } from '@switchboard/edge/config';
 import { type RunningEdge, startEdge } from '@switchboard/edge/start-edge';
-import type { PresenceEvent, PresenceView, UserEntry } from '@switchboard/protocol/presence';
-import { Buckets, Subjects } from '@switchboard/protocol/subjects';
-import { encodeUserKey } from '@switchboard/protocol/user-key';
-import { AppProcess } from '@switchboard/testkit/app-process';
-import { http, type TestResponse } from '@switchboard/testkit/http';
-import { NatsServer } from '@switchboard/testkit/nats-server';
-import { freePort } from '@switchboard/testkit/ports';
-import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
-import { mintToken } from '@switchboard/testkit/tokens';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import type { PresenceEvent, PresenceView, UserEntry } from '@switchboard/protocol';
+import { Buckets, encodeUserKey, Subjects } from '@switchboard/protocol';
+import {
+  AppProcess,
+  type ClientSocket,
+  connectClient,
+  freePort,
+  http,
+  mintToken,
+  NatsServer,
+  type TestResponse,
+  waitFor,
+} from '@switchboard/testkit';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
 import { type RunningPresence, startPresence } from '../src/start-presence.js';

@@ -4,10 +4,10 @@
  */
 import rateLimit from '@fastify/rate-limit';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { DeviceRegistry } from '@switchboard/device-registry/device-registry';
-import type {} from '@switchboard/http/api-key-auth';
-import { createHttpApp, type HttpApp } from '@switchboard/http/http-app';
-import type { SendMessageResponse } from '@switchboard/protocol/message';
+import type { DeviceRegistry } from '@switchboard/device-registry';
+import type {} from '@switchboard/http';
+import { createHttpApp, type HttpApp } from '@switchboard/http';
+import type { SendMessageResponse } from '@switchboard/protocol';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { DeliveryRouter } from './delivery-router.js';

@@ -2,6 +2,7 @@
 import {
   apiKeys,
   durationMs,
+  type Env,
   isProduction,
   leaseTtlMs,
   listenShape,
@@ -11,9 +12,9 @@ import {
   natsSettings,
   natsShape,
   nodeEnv,
+  readEnv,
   webhookAllowedHosts,
-} from '@switchboard/config/fields';
-import { type Env, readEnv } from '@switchboard/config/load';
+} from '@switchboard/config';
 import { z } from 'zod';
 
 export type PushApiConfig = {

@@ -14,27 +14,26 @@
  * presence read (mirror), no status write of its own (records are batched).
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { RequestMux } from '@switchboard/nats/request-mux';
-import { recordStatus } from '@switchboard/nats/status-stream';
-import type { PresenceMirror } from '@switchboard/presence-registry/presence-mirror';
-import type { PresenceReader } from '@switchboard/presence-registry/presence-reader';
+import type { FallbackQueue } from '@switchboard/fallback-queue';
+import { recordStatus } from '@switchboard/message-status';
+import type { RequestMux } from '@switchboard/nats';
+import type { PresenceMirror, PresenceReader } from '@switchboard/presence-registry';
+import type {
+  FallbackNotification,
+  RecipientResult,
+  SendMessageRequest,
+  SendRecord,
+  UndeliveredReason,
+} from '@switchboard/protocol';
 import {
   decodeNodeReply,
   deliveryHead,
   deliveryOverheadBytes,
   deliveryText,
   encodeDelivery,
-} from '@switchboard/protocol/delivery';
-import type {
-  FallbackNotification,
-  RecipientResult,
-  SendMessageRequest,
-  UndeliveredReason,
-} from '@switchboard/protocol/message';
-import type { SendRecord } from '@switchboard/protocol/status';
-import { nodeSubject } from '@switchboard/protocol/subjects';
+  nodeSubject,
+} from '@switchboard/protocol';
 import type { Logger } from 'pino';
-import type { FallbackQueue } from './fallback-queue.js';
 import type { RouterMetrics } from './metrics.js';
 import { NodeBatcher } from './node-batcher.js';
 

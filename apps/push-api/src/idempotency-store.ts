@@ -10,7 +10,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
-import { isCasConflict } from '@switchboard/nats/errors';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { isCasConflict, openBucket, type ProvisionOptions } from '@switchboard/nats';
+import { Buckets } from '@switchboard/protocol';
 
 type Pending = { state: 'pending'; fingerprint: string; at: number };
 type Done<R> = { state: 'done'; fingerprint: string; at: number; response: R };
@@ -85,4 +87,16 @@ export class IdempotencyStore<R> {
       release: () => kv.delete(k, { previousSeq: revision }).catch(() => {}),
     };
   }
+}
+
+/** How long an idempotency key is remembered. */
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** Opens (creating if missing) `push-idempotency` (max_age {@link IDEMPOTENCY_TTL_MS}). */
+export function openIdempotencyBucket(nc: NatsConnection, options: ProvisionOptions): Promise<KV> {
+  return openBucket(nc, Buckets.idempotency, {
+    replicas: options.replicas,
+    ttlMs: IDEMPOTENCY_TTL_MS,
+    description: 'switchboard idempotency keys',
+  });
 }

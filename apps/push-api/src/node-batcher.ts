@@ -7,9 +7,8 @@
  * messages that arrived together (one read of several HTTP requests, a multicast) share a
  * NATS message and a reply each way. A batch stays under the server's max_payload.
  */
-import type { RequestMux } from '@switchboard/nats/request-mux';
-import { decodeBatchReply, decodeNodeReply } from '@switchboard/protocol/delivery';
-import { nodeSubject } from '@switchboard/protocol/subjects';
+import type { RequestMux } from '@switchboard/nats';
+import { decodeBatchReply, decodeNodeReply, nodeSubject } from '@switchboard/protocol';
 
 type Entry = {
   text: string;

@@ -1,30 +1,21 @@
 /** Builds and starts the push API from its config: what `main.ts` runs and tests reuse. */
 import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DeviceRegistry } from '@switchboard/device-registry/device-registry';
-import { createMetricsRegistry } from '@switchboard/http/health';
-import type { HttpApp } from '@switchboard/http/http-app';
-import { natsConnectedGauge } from '@switchboard/http/http-metrics';
-import { ConnectionHealth, connectNats } from '@switchboard/nats/connection';
-import {
-  ensureFallbackStream,
-  ensureStatusStream,
-  openDevicesBucket,
-  openIdempotencyBucket,
-} from '@switchboard/nats/provision';
-import { RequestMux } from '@switchboard/nats/request-mux';
-import { StatusBatcher } from '@switchboard/nats/status-stream';
-import { openPresenceReader } from '@switchboard/presence-registry/open-reader';
-import { PresenceMirror } from '@switchboard/presence-registry/presence-mirror';
-import type { SendMessageResponse } from '@switchboard/protocol/message';
-import type { StartContext } from '@switchboard/runtime/service';
+import { DeviceRegistry, openDevicesBucket } from '@switchboard/device-registry';
+import { ensureFallbackStream, FallbackQueue } from '@switchboard/fallback-queue';
+import type { HttpApp } from '@switchboard/http';
+import { createMetricsRegistry, natsConnectedGauge } from '@switchboard/http';
+import { ensureStatusStream, StatusBatcher } from '@switchboard/message-status';
+import { ConnectionHealth, connectNats, RequestMux } from '@switchboard/nats';
+import { openPresenceReader, PresenceMirror } from '@switchboard/presence-registry';
+import type { SendMessageResponse } from '@switchboard/protocol';
+import type { StartContext } from '@switchboard/runtime';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { buildApp } from './app.js';
 import type { PushApiConfig } from './config.js';
 import { DeliveryRouter } from './delivery-router.js';
-import { FallbackQueue } from './fallback-queue.js';
-import { IdempotencyStore } from './idempotency-store.js';
+import { IdempotencyStore, openIdempotencyBucket } from './idempotency-store.js';
 import { createRouterMetrics } from './metrics.js';
 
 export type RunningPushApi = {

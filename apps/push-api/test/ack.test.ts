@@ -1,4 +1,4 @@
-import { collect } from '@switchboard/testkit/socket-client';
+import { collect } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './support/stack.js';
 

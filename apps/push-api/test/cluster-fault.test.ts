@@ -5,9 +5,9 @@
  * has it); a 503 during the failover is retried with the same idempotency key.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Streams } from '@switchboard/protocol/subjects';
-import type { NatsServer } from '@switchboard/testkit/nats-server';
-import { collect } from '@switchboard/testkit/socket-client';
+import { Streams } from '@switchboard/protocol';
+import type { NatsServer } from '@switchboard/testkit';
+import { collect } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './support/stack.js';
 

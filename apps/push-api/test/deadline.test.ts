@@ -4,7 +4,7 @@
  * deadline, with an explicit outcome for every recipient and none counted as handed over.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Streams } from '@switchboard/protocol/subjects';
+import { Streams } from '@switchboard/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './support/stack.js';
 

@@ -1,5 +1,4 @@
-import { http } from '@switchboard/testkit/http';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { http, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './support/stack.js';
 

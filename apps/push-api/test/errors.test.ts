@@ -1,4 +1,4 @@
-import { http, type TestResponse } from '@switchboard/testkit/http';
+import { http, type TestResponse } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, SECOND_API_KEY, Stack } from './support/stack.js';
 

@@ -5,12 +5,8 @@
  * reported delivered and lost. Figures are printed for the closing note.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Streams } from '@switchboard/protocol/subjects';
-import { AppProcess } from '@switchboard/testkit/app-process';
-import { http } from '@switchboard/testkit/http';
-import { freePort } from '@switchboard/testkit/ports';
-import { collect } from '@switchboard/testkit/socket-client';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { Streams } from '@switchboard/protocol';
+import { AppProcess, collect, freePort, http, waitFor } from '@switchboard/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { API_KEY, Stack } from './support/stack.js';
 

@@ -4,9 +4,14 @@
  * for input that is valid) or 4xx in the documented error shape; never 5xx, and the app
  * still serves afterwards. `FUZZ_SEED=<seed>` replays a run, `FUZZ_CASES=<n>` sizes it.
  */
-import { DeviceId, DeviceRegistration } from '@switchboard/protocol/devices';
-import { ErrorCodes } from '@switchboard/protocol/errors';
-import { MessageId, SendMessageRequest, UserId } from '@switchboard/protocol/message';
+import {
+  DeviceId,
+  DeviceRegistration,
+  ErrorCodes,
+  MessageId,
+  SendMessageRequest,
+  UserId,
+} from '@switchboard/protocol';
 import {
   anyJson,
   deepJson,
@@ -17,13 +22,13 @@ import {
   fuzzSettings,
   hasLoneSurrogate,
   hostileString,
+  http,
   mutate,
   Prng,
   pathSegment,
   rawRequest,
   runPool,
-} from '@switchboard/testkit/fuzz';
-import { http } from '@switchboard/testkit/http';
+} from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { API_KEY, Stack } from './support/stack.js';

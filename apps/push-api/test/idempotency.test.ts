@@ -1,8 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Streams } from '@switchboard/protocol/subjects';
-import { http } from '@switchboard/testkit/http';
-import { collect } from '@switchboard/testkit/socket-client';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { Streams } from '@switchboard/protocol';
+import { collect, http, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, SECOND_API_KEY, Stack } from './support/stack.js';
 

@@ -1,6 +1,5 @@
-import { http } from '@switchboard/testkit/http';
-import type { NatsServer } from '@switchboard/testkit/nats-server';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import type { NatsServer } from '@switchboard/testkit';
+import { http, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECOND_API_KEY, Stack } from './support/stack.js';
 

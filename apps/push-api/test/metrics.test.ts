@@ -3,9 +3,7 @@
  * right app by exactly the right amount (push API outcomes, HTTP requests by route and
  * code, send and ack latency counts, each edge's deliveries, handshakes and users).
  */
-import { http } from '@switchboard/testkit/http';
-import { collect } from '@switchboard/testkit/socket-client';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { collect, http, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './support/stack.js';
 

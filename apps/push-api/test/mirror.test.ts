@@ -4,14 +4,12 @@
  * read, never a wrong outcome.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { RequestMux } from '@switchboard/nats/request-mux';
-import { openPresenceReader } from '@switchboard/presence-registry/open-reader';
-import { PresenceMirror } from '@switchboard/presence-registry/presence-mirror';
-import { collect } from '@switchboard/testkit/socket-client';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { FallbackQueue } from '@switchboard/fallback-queue';
+import { RequestMux } from '@switchboard/nats';
+import { openPresenceReader, PresenceMirror } from '@switchboard/presence-registry';
+import { collect, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryRouter } from '../src/delivery-router.js';
-import { FallbackQueue } from '../src/fallback-queue.js';
 import { log, Stack } from './support/stack.js';
 
 describe('presence mirror', () => {

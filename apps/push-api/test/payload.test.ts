@@ -1,7 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { http } from '@switchboard/testkit/http';
-import { collect } from '@switchboard/testkit/socket-client';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { collect, http, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunkByBytes } from '../src/delivery-router.js';
 import { Stack } from './support/stack.js';

@@ -13,15 +13,19 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { connectNats, natsPermissionViolations } from '@switchboard/nats/connection';
-import { Streams } from '@switchboard/protocol/subjects';
-import { AppProcess, repoRoot } from '@switchboard/testkit/app-process';
-import { http } from '@switchboard/testkit/http';
-import { NatsServer } from '@switchboard/testkit/nats-server';
-import { freePort } from '@switchboard/testkit/ports';
-import { collect, connectClient } from '@switchboard/testkit/socket-client';
-import { mintToken } from '@switchboard/testkit/tokens';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { connectNats, natsPermissionViolations } from '@switchboard/nats';
+import { Streams } from '@switchboard/protocol';
+import {
+  AppProcess,
+  collect,
+  connectClient,
+  freePort,
+  http,
+  mintToken,
+  NatsServer,
+  repoRoot,
+  waitFor,
+} from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const SECRET = 'permissions-test-secret-permissions-00';

@@ -1,10 +1,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { FallbackMessage } from '@switchboard/protocol/fallback';
-import { Streams } from '@switchboard/protocol/subjects';
-import { http } from '@switchboard/testkit/http';
-import { collect } from '@switchboard/testkit/socket-client';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { FallbackMessage, Streams } from '@switchboard/protocol';
+import { collect, http, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './support/stack.js';
 

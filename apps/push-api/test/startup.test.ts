@@ -3,11 +3,14 @@
  * (`/healthz` 200, `/readyz` 503 naming NATS), logs each attempt, and becomes ready by
  * itself once a nats-server appears on the configured address — no restart.
  */
-import { type AppName, AppProcess } from '@switchboard/testkit/app-process';
-import { http } from '@switchboard/testkit/http';
-import { NatsServer } from '@switchboard/testkit/nats-server';
-import { freePort } from '@switchboard/testkit/ports';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import {
+  type AppName,
+  AppProcess,
+  freePort,
+  http,
+  NatsServer,
+  waitFor,
+} from '@switchboard/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const apps: Array<[AppName, Record<string, string>]> = [

@@ -1,5 +1,5 @@
 /** Webhook devices are checked against WEBHOOK_ALLOWED_HOSTS when they are registered. */
-import { http } from '@switchboard/testkit/http';
+import { http } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, Stack } from './support/stack.js';
 

@@ -7,7 +7,7 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { waitFor } from '@switchboard/testkit';
 import { Server } from 'socket.io';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Recorded, recordedClient } from './support.js';

@@ -3,9 +3,7 @@
  * real HTTP. Duplicates, acks, token refresh before expiry and the token-related refusals.
  */
 import { type Ack, type MessageMeta, tokenExpiresAt } from '@switchboard/client';
-import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
-import { mintToken } from '@switchboard/testkit/tokens';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { type ClientSocket, connectClient, mintToken, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connected, type Recorded, recordedClient, SECRET, Stack } from './support.js';
 

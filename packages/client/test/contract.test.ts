@@ -10,8 +10,8 @@ import {
   resolveBackoff,
   tokenExpiresAt,
 } from '@switchboard/client';
-import * as protocol from '@switchboard/protocol/socket';
-import { mintToken } from '@switchboard/testkit/tokens';
+import * as protocol from '@switchboard/protocol';
+import { mintToken } from '@switchboard/testkit';
 import { describe, expect, it } from 'vitest';
 import { RecentIds } from '../src/recent-ids.js';
 

@@ -2,8 +2,7 @@
  * A client given both edges' URLs survives the drain of the edge it is on: it reconnects to
  * the other (the drained one refuses with `draining`) and keeps receiving, acks included.
  */
-import { mintToken } from '@switchboard/testkit/tokens';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { mintToken, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connected, type Recorded, recordedClient, SECRET, Stack } from './support.js';
 

@@ -12,7 +12,7 @@ import {
 } from '@switchboard/client';
 import { loadConfig as loadPresenceConfig } from '@switchboard/presence/config';
 import { type RunningPresence, startPresence } from '@switchboard/presence/start-presence';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { waitFor } from '@switchboard/testkit';
 import { API_KEY, log, type Stack } from '../../../apps/push-api/test/support/stack.js';
 
 export {

@@ -7,9 +7,10 @@
  * measured 7.3 ms per listing against 0.2 ms for a read.
  */
 import type { KV } from '@nats-io/kv';
-import { isCasConflict } from '@switchboard/nats/errors';
-import type { Device, DeviceRegistration } from '@switchboard/protocol/devices';
-import { encodeUserKey } from '@switchboard/protocol/user-key';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { isCasConflict, openBucket, type ProvisionOptions } from '@switchboard/nats';
+import type { Device, DeviceRegistration } from '@switchboard/protocol';
+import { Buckets, encodeUserKey } from '@switchboard/protocol';
 
 /** Most devices one user may have. */
 export const MAX_DEVICES_PER_USER = 100;
@@ -118,4 +119,12 @@ export class DeviceRegistry {
     }
     throw new Error(`device registry: too many concurrent changes for ${userId}`);
   }
+}
+
+/** Opens (creating if missing) `devices`: `<userKey>` → the user's devices. */
+export function openDevicesBucket(nc: NatsConnection, options: ProvisionOptions): Promise<KV> {
+  return openBucket(nc, Buckets.devices, {
+    replicas: options.replicas,
+    description: 'switchboard device tokens',
+  });
 }

@@ -1,6 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { openDevicesBucket } from '@switchboard/nats/provision';
-import { NatsServer } from '@switchboard/testkit/nats-server';
+import { openDevicesBucket } from '@switchboard/device-registry';
+import { NatsServer } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceRegistry } from '../src/device-registry.js';
 

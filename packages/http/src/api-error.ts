@@ -1,5 +1,5 @@
 /** The one error type routes throw; the error handler turns it into the JSON error body. */
-import { type ErrorCode, ErrorCodes } from '@switchboard/protocol/errors';
+import { type ErrorCode, ErrorCodes } from '@switchboard/protocol';
 
 export class ApiError extends Error {
   readonly statusCode: number;

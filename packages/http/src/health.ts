@@ -3,7 +3,7 @@
  * `/metrics` (Prometheus text). All public.
  */
 
-import { natsPermissionViolations, natsReconnects } from '@switchboard/nats/connection';
+import { natsPermissionViolations, natsReconnects } from '@switchboard/nats';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, collectDefaultMetrics, Registry } from 'prom-client';

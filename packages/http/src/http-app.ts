@@ -8,7 +8,7 @@ import {
   type ZodTypeProvider,
 } from '@fastify/type-provider-zod';
 import underPressure from '@fastify/under-pressure';
-import { ErrorCodes } from '@switchboard/protocol/errors';
+import { ErrorCodes } from '@switchboard/protocol';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';

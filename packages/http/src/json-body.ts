@@ -3,7 +3,7 @@
  * two checks on the raw bytes that it does not make.
  */
 import { isUtf8 } from 'node:buffer';
-import { ErrorCodes } from '@switchboard/protocol/errors';
+import { ErrorCodes } from '@switchboard/protocol';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from './api-error.js';
 

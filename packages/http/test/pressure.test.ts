@@ -4,9 +4,8 @@
  * gone, requests go through again.
  */
 
-import { createMetricsRegistry } from '@switchboard/http/health';
-import { createHttpApp } from '@switchboard/http/http-app';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { createHttpApp, createMetricsRegistry } from '@switchboard/http';
+import { waitFor } from '@switchboard/testkit';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 

@@ -1,5 +1,6 @@
 /** One NATS connection per process: reconnects forever, logs its status, drains on stop. */
 import { connect, type NatsConnection, PermissionViolationError } from '@nats-io/transport-node';
+import { isAuthorizationError } from './errors.js';
 
 export type { NatsConnection };
 
@@ -22,11 +23,6 @@ export type ConnectOptions = {
   /** Told each time a first-connect attempt failed (what is waited for, and why). */
   onWaiting?: (what: string, err: unknown) => void;
 };
-
-/** Wrong credentials do not fix themselves: no point in waiting. */
-function isAuthError(err: unknown): boolean {
-  return (err as Error | null)?.name === 'AuthorizationError';
-}
 
 /** Longest pause between two first-connect attempts. */
 const MAX_FIRST_CONNECT_PAUSE_MS = 5_000;
@@ -56,7 +52,7 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
       nc = await connect(settings);
       break;
     } catch (err) {
-      if (options.waitOnFirstConnect === false || isAuthError(err)) throw err;
+      if (options.waitOnFirstConnect === false || isAuthorizationError(err)) throw err;
       const pauseMs = Math.min(MAX_FIRST_CONNECT_PAUSE_MS, 250 * 2 ** Math.min(attempt, 5));
       options.log?.warn(
         { servers: options.servers, attempt, err: (err as Error).message, retryInMs: pauseMs },

@@ -1,6 +1,35 @@
-/** Reading JetStream's answers. */
+/**
+ * Reading NATS' and JetStream's answers by type and API code, never by message text: the
+ * client's error classes and JetStream's error codes are its contract, its wording is not.
+ */
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import { NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
+import { jserrors } from '@nats-io/jetstream/internal';
+import {
+  AuthorizationError,
+  ClosedConnectionError,
+  NoRespondersError,
+  RequestError,
+  TimeoutError,
+} from '@nats-io/transport-node';
+
+/** True for a JetStream API error answer, with that error code when one is given. */
+export function isJetStreamError(err: unknown, code?: number): err is JetStreamApiError {
+  return err instanceof JetStreamApiError && (code === undefined || err.code === code);
+}
+
+/** True when the stream asked about does not exist. */
+export const isStreamNotFound = (err: unknown): boolean =>
+  isJetStreamError(err, JetStreamApiCodes.StreamNotFound);
+
+/** True when the consumer asked about does not exist. */
+export const isConsumerNotFound = (err: unknown): boolean =>
+  isJetStreamError(err, JetStreamApiCodes.ConsumerNotFound);
+
+/** True when the operation failed because this side closed the connection (a stop). */
+export const isConnectionClosed = (err: unknown): boolean => err instanceof ClosedConnectionError;
+
+/** True when the server refused the credentials. */
+export const isAuthorizationError = (err: unknown): boolean => err instanceof AuthorizationError;
 
 /** True for a "wrong last sequence" answer to a compare-and-set write: someone wrote first. */
 export function isCasConflict(err: unknown): boolean {
@@ -25,8 +54,7 @@ export function isNoResponders(err: unknown): boolean {
 export function isTransientStartupError(err: unknown): boolean {
   if (isNoResponders(err) || err instanceof TimeoutError) return true;
   if (err instanceof RequestError) return true;
-  // Not exported by @nats-io/jetstream's public module: known by its class name.
-  if ((err as Error | null)?.name === 'JetStreamNotEnabled') return true;
+  if (err instanceof jserrors.JetStreamNotEnabled) return true;
   if (err instanceof JetStreamApiError)
     return err.status === 503 || err.code === JetStreamApiCodes.JetStreamNotEnabledForAccount;
   const cause = (err as { cause?: unknown } | null)?.cause;

@@ -1,6 +1,5 @@
 /** JSON encoding of KV values, shared by the writers and readers of presence. */
-import { UserEntry } from '@switchboard/protocol/presence';
-import { decodeUserKey } from '@switchboard/protocol/user-key';
+import { decodeUserKey, UserEntry } from '@switchboard/protocol';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

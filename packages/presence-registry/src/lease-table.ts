@@ -13,7 +13,7 @@
  * lease early; a lease read at start-up counts for at most one TTL after the newest.
  */
 import type { KV } from '@nats-io/kv';
-import { NodeLease, type NodeLease as NodeLeaseValue } from '@switchboard/protocol/presence';
+import { NodeLease, type NodeLease as NodeLeaseValue } from '@switchboard/protocol';
 import { decodeJson } from './codec.js';
 import { watchWithSnapshot } from './kv-snapshot-watch.js';
 

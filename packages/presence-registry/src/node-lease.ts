@@ -16,11 +16,11 @@
  * instead of reviving the old one.
  */
 import type { KV } from '@nats-io/kv';
-import { isCasConflict } from '@switchboard/nats/errors';
+import { isCasConflict } from '@switchboard/nats';
 import {
   NodeLease as NodeLeaseSchema,
   type NodeLease as NodeLeaseValue,
-} from '@switchboard/protocol/presence';
+} from '@switchboard/protocol';
 import { decodeJson, encodeJson } from './codec.js';
 
 type Log = { warn(obj: object, msg: string): void; debug?(obj: object, msg: string): void };

@@ -1,6 +1,6 @@
 /** The reading side of presence, as the push API and the presence service open it. */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { openPresenceBuckets, type PresenceBuckets } from '@switchboard/nats/provision';
+import { openPresenceBuckets, type PresenceBuckets } from '@switchboard/presence-registry';
 import { LeaseTable } from './lease-table.js';
 import { PresenceReader } from './presence-reader.js';
 

@@ -13,7 +13,7 @@
  * again from KV before anyone calls it offline (see DeliveryRouter).
  */
 import type { KV } from '@nats-io/kv';
-import type { NodePresence } from '@switchboard/protocol/presence';
+import type { NodePresence } from '@switchboard/protocol';
 import { readUserEntry } from './codec.js';
 import { type SnapshotWatch, watchWithSnapshot } from './kv-snapshot-watch.js';
 

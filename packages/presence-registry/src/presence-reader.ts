@@ -3,8 +3,8 @@
  * only the nodes whose lease is alive with the same epoch.
  */
 import type { KV } from '@nats-io/kv';
-import type { PresenceView, UserEntry } from '@switchboard/protocol/presence';
-import { encodeUserKey } from '@switchboard/protocol/user-key';
+import type { PresenceView, UserEntry } from '@switchboard/protocol';
+import { encodeUserKey } from '@switchboard/protocol';
 import { decodeJson } from './codec.js';
 import type { LeaseTable } from './lease-table.js';
 
@@ -33,13 +33,13 @@ export class PresenceReader {
     const entry = e && e.operation === 'PUT' ? decodeJson<UserEntry>(e.value) : null;
     if (entry) {
       const { leases } = this.#o;
-      let unknown: Promise<void>[] | undefined;
+      const unknown: Promise<void>[] = [];
       for (const nodeId in entry.nodes) {
         const { epoch } = entry.nodes[nodeId]!;
         if (leases.isAlive(nodeId, epoch) || leases.isDead(nodeId, epoch)) continue;
-        (unknown ??= []).push(leases.refresh(nodeId));
+        unknown.push(leases.refresh(nodeId));
       }
-      if (unknown) await Promise.all(unknown);
+      if (unknown.length > 0) await Promise.all(unknown);
     }
     return this.view(userId, entry);
   }

@@ -13,9 +13,9 @@
  * users / refreshAfterMs, whatever the number of users.
  */
 import type { KV } from '@nats-io/kv';
-import { isCasConflict } from '@switchboard/nats/errors';
-import type { UserEntry } from '@switchboard/protocol/presence';
-import { encodeUserKey } from '@switchboard/protocol/user-key';
+import { isCasConflict, isConnectionClosed } from '@switchboard/nats';
+import type { UserEntry } from '@switchboard/protocol';
+import { encodeUserKey } from '@switchboard/protocol';
 import { decodeJson, encodeJson } from './codec.js';
 
 type Log = { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
@@ -298,7 +298,7 @@ export class UserRegistrar {
         }
         this.#errors++;
         // A closed connection never comes back: the node is going away.
-        if ((err as Error | null)?.name === 'ClosedConnectionError') {
+        if (isConnectionClosed(err)) {
           this.#stopped = true;
           return false;
         }

@@ -1,10 +1,9 @@
 import type { KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { openPresenceBuckets } from '@switchboard/nats/provision';
-import type { UserEntry } from '@switchboard/protocol/presence';
-import { encodeUserKey } from '@switchboard/protocol/user-key';
-import { NatsServer } from '@switchboard/testkit/nats-server';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { openPresenceBuckets } from '@switchboard/presence-registry';
+import type { UserEntry } from '@switchboard/protocol';
+import { encodeUserKey } from '@switchboard/protocol';
+import { NatsServer, waitFor } from '@switchboard/testkit';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LeaseLost, LeaseTable } from '../src/lease-table.js';

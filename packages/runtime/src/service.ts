@@ -2,9 +2,9 @@
  * The process shell every `main.ts` runs in: start, then stop once on SIGTERM/SIGINT
  * within a deadline; a bad configuration exits 1 with the variable's name, not a stack.
  */
-import { ConfigError, type Env } from '@switchboard/config/load';
-import { createLogger, type Logger } from '@switchboard/logger/logger';
-import { isTransientStartupError } from '@switchboard/nats/errors';
+import { ConfigError, type Env } from '@switchboard/config';
+import { createLogger, type Logger } from '@switchboard/logger';
+import { isTransientStartupError } from '@switchboard/nats';
 import type { LevelWithSilent } from 'pino';
 import { StartupProbe } from './startup-probe.js';
 

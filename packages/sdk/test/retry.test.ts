@@ -12,7 +12,7 @@ import {
   SwitchboardError as SwitchboardErrorClass,
   SwitchboardNetworkError,
 } from '@switchboard/sdk';
-import { collect, type Received } from '@switchboard/testkit/socket-client';
+import { collect, type Received } from '@switchboard/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from '../../../apps/push-api/test/support/stack.js';
 import { API_KEY, arrived, errorBody, LossyProxy, StubServer } from './support.js';

@@ -8,8 +8,7 @@ import {
   type Switchboard,
   SwitchboardError,
 } from '@switchboard/sdk';
-import { collect } from '@switchboard/testkit/socket-client';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { collect, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, arrived, SdkStack } from './support.js';
 

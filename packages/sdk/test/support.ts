@@ -7,8 +7,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { loadConfig as loadPresenceConfig } from '@switchboard/presence/config';
 import { type RunningPresence, startPresence } from '@switchboard/presence/start-presence';
-import type { Received } from '@switchboard/testkit/socket-client';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import type { Received } from '@switchboard/testkit';
+import { waitFor } from '@switchboard/testkit';
 import {
   API_KEY,
   log,

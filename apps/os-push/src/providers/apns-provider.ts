@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { type ClientHttp2Session, connect, constants } from 'node:http2';
-import { APNS_TOPIC, type Device } from '@switchboard/protocol/devices';
-import type { FallbackMessage } from '@switchboard/protocol/fallback';
+import type { FallbackMessage } from '@switchboard/protocol';
+import { APNS_TOPIC, type Device } from '@switchboard/protocol';
 import { importPKCS8, SignJWT } from 'jose';
 import type { Logger } from 'pino';
 import { type PushProvider, retryAfterMs, type SendResult } from './push-provider.js';

@@ -3,8 +3,7 @@
  * assertion is exchanged at the account's `token_uri` for an OAuth2 access token, cached
  * until a minute before it expires (and dropped on a 401).
  */
-import type { Device } from '@switchboard/protocol/devices';
-import type { FallbackMessage } from '@switchboard/protocol/fallback';
+import type { Device, FallbackMessage } from '@switchboard/protocol';
 import { importPKCS8, SignJWT } from 'jose';
 import { dataOf, type PushProvider, retryAfterMs, type SendResult } from './push-provider.js';
 

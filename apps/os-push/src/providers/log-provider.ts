@@ -1,6 +1,5 @@
 /** LogProvider — prints what it would send. The default of `npm start`. */
-import type { Device } from '@switchboard/protocol/devices';
-import type { FallbackMessage } from '@switchboard/protocol/fallback';
+import type { Device, FallbackMessage } from '@switchboard/protocol';
 import type { Logger } from 'pino';
 import type { PushProvider, SendResult } from './push-provider.js';
 

@@ -1,6 +1,5 @@
 /** The one interface every OS push provider implements, and the notification it sends. */
-import type { Device } from '@switchboard/protocol/devices';
-import type { FallbackMessage } from '@switchboard/protocol/fallback';
+import type { Device, FallbackMessage } from '@switchboard/protocol';
 
 /** What a provider says about one device. */
 export type SendResult =

@@ -13,8 +13,8 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
-import { type Device, webhookUrlRefusal } from '@switchboard/protocol/devices';
-import type { FallbackMessage } from '@switchboard/protocol/fallback';
+import type { FallbackMessage } from '@switchboard/protocol';
+import { type Device, webhookUrlRefusal } from '@switchboard/protocol';
 import { type PushProvider, retryAfterMs, type SendResult } from './push-provider.js';
 
 export const DEFAULT_WEBHOOK_MAX_RESPONSE_BYTES = 64 * 1024;

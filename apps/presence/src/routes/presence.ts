@@ -1,14 +1,15 @@
 /** `GET /v1/presence/:userId` and `POST /v1/presence/query`. */
-import { ApiError } from '@switchboard/http/api-error';
-import type { HttpApp } from '@switchboard/http/http-app';
-import type { PresenceReader } from '@switchboard/presence-registry/presence-reader';
-import { ErrorBody } from '@switchboard/protocol/errors';
-import { UserId } from '@switchboard/protocol/message';
+
+import type { HttpApp } from '@switchboard/http';
+import { ApiError } from '@switchboard/http';
+import type { PresenceReader } from '@switchboard/presence-registry';
 import {
+  ErrorBody,
   PresenceQueryRequest,
   PresenceQueryResponse,
   PresenceView,
-} from '@switchboard/protocol/presence';
+  UserId,
+} from '@switchboard/protocol';
 import { z } from 'zod';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 413: ErrorBody, 503: ErrorBody };

@@ -1,19 +1,17 @@
 /** The device registry API: where OS push reaches a user. */
-import {
-  type DeviceRegistry,
-  TooManyDevicesError,
-} from '@switchboard/device-registry/device-registry';
-import { ApiError } from '@switchboard/http/api-error';
-import type { HttpApp } from '@switchboard/http/http-app';
+import { type DeviceRegistry, TooManyDevicesError } from '@switchboard/device-registry';
+import type { HttpApp } from '@switchboard/http';
+import { ApiError } from '@switchboard/http';
 import {
   Device,
   DeviceId,
   DeviceList,
   DeviceRegistration,
+  ErrorBody,
+  ErrorCodes,
+  UserId,
   webhookUrlRefusal,
-} from '@switchboard/protocol/devices';
-import { ErrorBody, ErrorCodes } from '@switchboard/protocol/errors';
-import { UserId } from '@switchboard/protocol/message';
+} from '@switchboard/protocol';
 import { z } from 'zod';
 
 const errors = {

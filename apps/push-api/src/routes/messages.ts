@@ -1,17 +1,18 @@
 /** `POST /v1/messages` and `POST /v1/broadcast`. */
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ApiError } from '@switchboard/http/api-error';
-import type { HttpApp } from '@switchboard/http/http-app';
-import { ErrorBody, ErrorCodes } from '@switchboard/protocol/errors';
+import type { HttpApp } from '@switchboard/http';
+import { ApiError } from '@switchboard/http';
 import {
+  ErrorBody,
+  ErrorCodes,
   EventName,
   MessageId,
+  newMessageId,
   SendMessageRequest,
   SendMessageResponse,
-} from '@switchboard/protocol/message';
-import { newMessageId } from '@switchboard/protocol/message-id';
-import { Subjects } from '@switchboard/protocol/subjects';
+  Subjects,
+} from '@switchboard/protocol';
 import { z } from 'zod';
 import { type DeliveryRouter, MessageTooLargeError } from '../delivery-router.js';
 import { type Claim, IdempotencyStore } from '../idempotency-store.js';

@@ -1,11 +1,15 @@
 /** `GET /v1/messages/:id`: what happened to a message, per recipient, as a timeline (24 h). */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ApiError } from '@switchboard/http/api-error';
-import type { HttpApp } from '@switchboard/http/http-app';
-import { readStatus } from '@switchboard/nats/status-stream';
-import { ErrorBody } from '@switchboard/protocol/errors';
-import { MessageId } from '@switchboard/protocol/message';
-import { MessageStatus, type StatusRecord, type TimelineEntry } from '@switchboard/protocol/status';
+import type { HttpApp } from '@switchboard/http';
+import { ApiError } from '@switchboard/http';
+import { readStatus } from '@switchboard/message-status';
+import {
+  ErrorBody,
+  MessageId,
+  MessageStatus,
+  type StatusRecord,
+  type TimelineEntry,
+} from '@switchboard/protocol';
 import { z } from 'zod';
 
 const PROVIDER_STEP = {

@@ -6,13 +6,18 @@
 import { connect, type NatsConnection, TimeoutError } from '@nats-io/transport-node';
 import { loadConfig as loadEdgeConfig } from '@switchboard/edge/config';
 import { type RunningEdge, startEdge } from '@switchboard/edge/start-edge';
-import { isNoResponders } from '@switchboard/nats/errors';
-import { nodeSubject } from '@switchboard/protocol/subjects';
-import { http, type TestResponse } from '@switchboard/testkit/http';
-import { NatsCluster, NatsServer } from '@switchboard/testkit/nats-server';
-import { type ClientSocket, connectClient } from '@switchboard/testkit/socket-client';
-import { mintToken } from '@switchboard/testkit/tokens';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { isNoResponders } from '@switchboard/nats';
+import { nodeSubject } from '@switchboard/protocol';
+import {
+  type ClientSocket,
+  connectClient,
+  http,
+  mintToken,
+  NatsCluster,
+  NatsServer,
+  type TestResponse,
+  waitFor,
+} from '@switchboard/testkit';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { type RunningPushApi, startPushApi } from '../../src/start-push-api.js';

@@ -15,21 +15,19 @@ import {
   jetstreamManager,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { messageIdTime } from '@switchboard/protocol/message-id';
 import {
+  encodeUserKey,
+  messageIdTime,
   type SendRecord,
   SendRecord as SendRecordSchema,
   STATUS_BATCH_VERSION,
   type StatusRecord,
   StatusRecord as StatusRecordSchema,
-} from '@switchboard/protocol/status';
-import {
   Streams,
   Subjects,
   statusBatchSubject,
   statusSubject,
-} from '@switchboard/protocol/subjects';
-import { encodeUserKey } from '@switchboard/protocol/user-key';
+} from '@switchboard/protocol';
 
 /** The push API's record of a send (the `send` variant of `StatusRecord`). */
 export type SendStatusRecord = SendRecord;

@@ -6,14 +6,13 @@ import {
   StorageType,
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { newMessageId } from '@switchboard/protocol/message-id';
-import type { SendRecord } from '@switchboard/protocol/status';
-import { Streams, Subjects, statusBatchSubject } from '@switchboard/protocol/subjects';
-import { NatsServer } from '@switchboard/testkit/nats-server';
-import { waitFor } from '@switchboard/testkit/wait-for';
+import { subjectCovers } from '@switchboard/nats';
+import type { SendRecord } from '@switchboard/protocol';
+import { newMessageId, Streams, Subjects, statusBatchSubject } from '@switchboard/protocol';
+import { NatsServer, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureStatusStream, STATUS_STREAM_SUBJECTS, subjectCovers } from '../src/provision.js';
 import { readStatus, recordStatus, StatusBatcher } from '../src/status-stream.js';
+import { ensureStatusStream, STATUS_STREAM_SUBJECTS } from '../src/stream.js';
 
 type Warning = { o: object; m: string };
 const logTo = (into: Warning[]) => ({ warn: (o: object, m: string) => into.push({ o, m }) });

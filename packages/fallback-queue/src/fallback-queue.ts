@@ -5,8 +5,8 @@
  */
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { FallbackMessage } from '@switchboard/protocol/fallback';
-import { fallbackSubject } from '@switchboard/protocol/subjects';
+import type { FallbackMessage } from '@switchboard/protocol';
+import { fallbackSubject } from '@switchboard/protocol';
 
 const encoder = new TextEncoder();
 

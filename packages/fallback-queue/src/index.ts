@@ -1,0 +1,2 @@
+export * from './fallback-queue.js';
+export * from './streams.js';

@@ -1,0 +1,2 @@
+export * from './status-stream.js';
+export * from './stream.js';

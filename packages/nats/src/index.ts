@@ -1,0 +1,4 @@
+export * from './connection.js';
+export * from './errors.js';
+export * from './provision.js';
+export * from './request-mux.js';
