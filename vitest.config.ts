@@ -1,14 +1,15 @@
+/**
+ * Every package's tests in one run (each package's own `vitest.config.ts` is a project),
+ * two test files at a time: what `npm run test:all` runs. `npm test` runs them per package
+ * through turbo instead, so unchanged packages are not tested again.
+ */
 import { defineConfig } from 'vitest/config';
 
-// Every test runs against real nats-server processes and real sockets, so files run in
-// separate processes; two at a time fits the 2-core CI machine.
 export default defineConfig({
   test: {
-    include: ['{apps,packages}/*/test/**/*.test.ts'],
+    projects: ['apps/*/vitest.config.ts', 'packages/*/vitest.config.ts'],
     pool: 'forks',
     maxWorkers: 2,
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
     reporters: ['default'],
   },
 });

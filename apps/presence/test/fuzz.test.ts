@@ -4,7 +4,9 @@
  * shape; never 5xx, and the service still serves afterwards. `FUZZ_SEED=<seed>` replays a
  * run, `FUZZ_CASES=<n>` sizes it.
  */
+
 import { ErrorCodes, PresenceQueryRequest } from '@switchboard/protocol';
+import { runPool } from '@switchboard/runtime';
 import {
   anyJson,
   deepJson,
@@ -20,7 +22,6 @@ import {
   Prng,
   pathSegment,
   rawRequest,
-  runPool,
 } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, PresenceRig } from './support.js';

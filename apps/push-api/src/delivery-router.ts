@@ -13,6 +13,7 @@
  * Per single-recipient send, on the hot path: one NATS request and its reply; no
  * presence read (mirror), no status write of its own (records are batched).
  */
+
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { FallbackQueue } from '@switchboard/fallback-queue';
 import { recordStatus } from '@switchboard/message-status';
@@ -33,6 +34,7 @@ import {
   encodeDelivery,
   nodeSubject,
 } from '@switchboard/protocol';
+import { runPool } from '@switchboard/runtime';
 import type { Logger } from 'pino';
 import type { RouterMetrics } from './metrics.js';
 import { NodeBatcher } from './node-batcher.js';
@@ -433,42 +435,36 @@ export class DeliveryRouter {
     indexes: number[],
     deadline: number,
   ): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < indexes.length) {
-        const i = indexes[next++]!;
-        const result = results[i]!;
-        const reason = result.reason ?? 'offline';
-        if (Date.now() >= deadline) {
-          results[i] = { userId: result.userId, status: 'dropped', reason: 'deadline' };
-          continue;
-        }
-        try {
-          await this.#o.fallback.enqueue(
-            {
-              id: message.id,
-              ...(message.owner === undefined ? {} : { owner: message.owner }),
-              userId: result.userId,
-              event: message.event,
-              data: message.data ?? null,
-              sentAt,
-              reason,
-              notification,
-            },
-            deadline,
-          );
-          results[i] = { userId: result.userId, status: 'fallback', reason };
-        } catch (err) {
-          this.#o.log.error(
-            { err, messageId: message.id, userId: result.userId },
-            'fallback hand-off failed',
-          );
-          results[i] = { userId: result.userId, status: 'dropped', reason: 'fallback-failed' };
-        }
+    await runPool(indexes, this.#o.fallbackConcurrency ?? 256, async (i) => {
+      const result = results[i]!;
+      const reason = result.reason ?? 'offline';
+      if (Date.now() >= deadline) {
+        results[i] = { userId: result.userId, status: 'dropped', reason: 'deadline' };
+        return;
       }
-    };
-    const n = Math.min(this.#o.fallbackConcurrency ?? 256, indexes.length);
-    await Promise.all(Array.from({ length: n }, worker));
+      try {
+        await this.#o.fallback.enqueue(
+          {
+            id: message.id,
+            ...(message.owner === undefined ? {} : { owner: message.owner }),
+            userId: result.userId,
+            event: message.event,
+            data: message.data ?? null,
+            sentAt,
+            reason,
+            notification,
+          },
+          deadline,
+        );
+        results[i] = { userId: result.userId, status: 'fallback', reason };
+      } catch (err) {
+        this.#o.log.error(
+          { err, messageId: message.id, userId: result.userId },
+          'fallback hand-off failed',
+        );
+        results[i] = { userId: result.userId, status: 'dropped', reason: 'fallback-failed' };
+      }
+    });
   }
 }
 

@@ -4,6 +4,7 @@
  * for input that is valid) or 4xx in the documented error shape; never 5xx, and the app
  * still serves afterwards. `FUZZ_SEED=<seed>` replays a run, `FUZZ_CASES=<n>` sizes it.
  */
+
 import {
   DeviceId,
   DeviceRegistration,
@@ -12,6 +13,7 @@ import {
   SendMessageRequest,
   UserId,
 } from '@switchboard/protocol';
+import { runPool } from '@switchboard/runtime';
 import {
   anyJson,
   deepJson,
@@ -27,7 +29,6 @@ import {
   Prng,
   pathSegment,
   rawRequest,
-  runPool,
 } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';

@@ -5,6 +5,7 @@
 import type { KV } from '@nats-io/kv';
 import type { PresenceView, UserEntry } from '@switchboard/protocol';
 import { encodeUserKey } from '@switchboard/protocol';
+import { runPool } from '@switchboard/runtime';
 import { decodeJson } from './codec.js';
 import type { LeaseTable } from './lease-table.js';
 
@@ -47,15 +48,9 @@ export class PresenceReader {
   /** {@link lookup} for many users, reads pipelined with bounded concurrency; order kept. */
   async lookupMany(userIds: readonly string[]): Promise<PresenceView[]> {
     const out = new Array<PresenceView>(userIds.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < userIds.length) {
-        const i = next++;
-        out[i] = await this.lookup(userIds[i]!);
-      }
-    };
-    const n = Math.min(this.#o.readConcurrency ?? 256, userIds.length);
-    await Promise.all(Array.from({ length: n }, worker));
+    await runPool(userIds, this.#o.readConcurrency ?? 256, async (userId, i) => {
+      out[i] = await this.lookup(userId);
+    });
     return out;
   }
 

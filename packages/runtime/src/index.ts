@@ -1,2 +1,3 @@
+export * from './pool.js';
 export * from './service.js';
 export * from './startup-probe.js';

@@ -407,21 +407,5 @@ export function errorShapeProblem(res: RawResponse, codes: ReadonlySet<string>):
   return null;
 }
 
-/** Runs `task` over `items` with at most `concurrency` at a time, in order of start. */
-export async function runPool<T>(
-  items: readonly T[],
-  concurrency: number,
-  task: (item: T, index: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      await task(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
-}
-
 /** True when `s` holds a lone surrogate (not well-formed Unicode). */
 export const hasLoneSurrogate = (s: string): boolean => /\p{Surrogate}/u.test(s);
