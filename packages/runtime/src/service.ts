@@ -89,6 +89,9 @@ const MAX_START_PAUSE_MS = 5_000;
  * 503 naming what it waits for ({@link StartupProbe}); a start that fails because NATS or
  * JetStream is not ready yet (a fresh cluster electing stream leaders) is retried with a
  * log line each time, any other failure exits 1.
+ *
+ * With `--check-config` the app only reads its configuration: it exits 0 after printing
+ * `<name>: configuration ok`, or 1 naming the variable that is wrong (as `nginx -t` does).
  */
 export async function runApp<
   C extends { logLevel: LevelWithSilent; port?: number; host?: string },
@@ -103,6 +106,10 @@ export async function runApp<
     log,
     async start() {
       const config = options.loadConfig(process.env);
+      if (process.argv.includes('--check-config')) {
+        console.log(`${options.name}: configuration ok`);
+        process.exit(0);
+      }
       log.level = config.logLevel;
       let probe: StartupProbe | undefined;
       const openProbe = async () => {
