@@ -6,23 +6,18 @@ import {
   type Env,
   isProduction,
   leaseTtlMs,
-  listenShape,
-  logLevel,
-  logPretty,
   type NatsSettings,
-  natsSettings,
-  natsShape,
-  nodeEnv,
   readEnv,
+  type ServiceConfig,
   secret,
+  serviceSettings,
+  serviceShape,
 } from '@switchboard/config';
 import { DEFAULT_USER_ENTRY_TTL_MS } from '@switchboard/presence-registry';
 import { NODE_ID_PATTERN } from '@switchboard/protocol';
 import { z } from 'zod';
 
-export type EdgeConfig = {
-  port: number;
-  host: string;
+export type EdgeConfig = ServiceConfig & {
   nodeId: string;
   /** Address clients reach this node at, written into the lease. */
   publicUrl: string;
@@ -53,7 +48,6 @@ export type EdgeConfig = {
   /** How long before its token's expiry a socket is told to refresh (`$expiring`). */
   tokenExpiryWarningMs: number;
   corsOrigins: string[] | '*';
-  logLevel: z.infer<typeof logLevel>;
 };
 
 const defaultNodeId = () => `${hostname()}`.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 48);
@@ -70,8 +64,7 @@ const JWT_SECRET_MIN_LENGTH = 32;
  * `NODE_ENV=production` only because development secrets are refused there.
  */
 export const edgeEnv = (production = false) => ({
-  NODE_ENV: nodeEnv,
-  ...listenShape(3100),
+  ...serviceShape(3100),
   NODE_ID: z
     .string()
     .regex(NODE_ID_PATTERN, 'must be 1-64 characters of [A-Za-z0-9_-]')
@@ -85,7 +78,6 @@ export const edgeEnv = (production = false) => ({
     description: 'the URL clients reach this node at, written into its lease',
     defaultText: '`http://<host name>:<PORT>`',
   }),
-  ...natsShape,
   AUTH_JWT_SECRET: secret(production, JWT_SECRET_MIN_LENGTH)
     .optional()
     .meta({
@@ -159,8 +151,6 @@ export const edgeEnv = (production = false) => ({
     description: 'comma-separated origins allowed to open Socket.IO connections',
     defaultText: '`*` (any origin)',
   }),
-  LOG_LEVEL: logLevel,
-  LOG_PRETTY: logPretty,
 });
 
 export function loadConfig(env: Env): EdgeConfig {
@@ -172,11 +162,9 @@ export function loadConfig(env: Env): EdgeConfig {
   }
   const nodeId = e.NODE_ID ?? `${defaultNodeId()}-${e.PORT}`;
   return {
-    port: e.PORT,
-    host: e.HOST,
+    ...serviceSettings(e),
     nodeId,
     publicUrl: e.PUBLIC_URL ?? `http://${hostname()}:${e.PORT}`,
-    nats: natsSettings(e),
     auth: {
       jwtSecret: e.AUTH_JWT_SECRET,
       publicKeyPem: e.AUTH_PUBLIC_KEY,
@@ -195,6 +183,5 @@ export function loadConfig(env: Env): EdgeConfig {
     maxInflightAcks: e.EDGE_MAX_INFLIGHT_ACKS,
     tokenExpiryWarningMs: e.TOKEN_EXPIRY_WARNING_MS,
     corsOrigins: e.CORS_ORIGINS ?? '*',
-    logLevel: e.LOG_LEVEL,
   };
 }

@@ -5,25 +5,19 @@ import {
   durationMs,
   type Env,
   isProduction,
-  listenShape,
-  logLevel,
-  logPretty,
-  type NatsSettings,
-  natsSettings,
-  natsShape,
-  nodeEnv,
+  type logLevel,
   readEnv,
+  type ServiceConfig,
   secret,
+  serviceSettings,
+  serviceShape,
   webhookAllowedHosts,
 } from '@switchboard/config';
 import { z } from 'zod';
 import { APNS_PRODUCTION_URL, APNS_SANDBOX_URL } from './providers/apns-provider.js';
 import { FCM_BASE_URL, type ServiceAccount } from './providers/fcm-provider.js';
 
-export type OsPushConfig = {
-  port: number;
-  host: string;
-  nats: NatsSettings;
+export type OsPushConfig = ServiceConfig & {
   apns?: {
     keyPem: string;
     keyId: string;
@@ -68,9 +62,7 @@ const WITH_APNS_KEY = 'required with `APNS_KEY` or `APNS_KEY_FILE`';
  * development secrets are refused there.
  */
 export const osPushEnv = (production = false) => ({
-  NODE_ENV: nodeEnv,
-  ...listenShape(3002),
-  ...natsShape,
+  ...serviceShape(3002),
   APNS_KEY: z
     .string()
     .includes('PRIVATE KEY', { message: 'must be the .p8 key (PEM)' })
@@ -172,8 +164,6 @@ export const osPushEnv = (production = false) => ({
     description:
       "how long a message may stay unacked before the server redelivers it (the consumer's `ack_wait`)",
   }),
-  LOG_LEVEL: logLevel,
-  LOG_PRETTY: logPretty,
 });
 
 export function loadConfig(env: Env): OsPushConfig {
@@ -229,9 +219,7 @@ export function loadConfig(env: Env): OsPushConfig {
     };
   }
   return {
-    port: e.PORT,
-    host: e.HOST,
-    nats: natsSettings(e),
+    ...serviceSettings(e),
     ...(apns ? { apns } : {}),
     ...(fcm ? { fcm } : {}),
     ...(webhook ? { webhook } : {}),
@@ -241,7 +229,6 @@ export function loadConfig(env: Env): OsPushConfig {
     retryMaxMs: e.OS_PUSH_RETRY_MAX_MS,
     concurrency: e.OS_PUSH_CONCURRENCY,
     ackWaitMs: e.OS_PUSH_ACK_WAIT_MS,
-    logLevel: e.LOG_LEVEL,
   };
 }
 

@@ -4,24 +4,15 @@ import {
   type Env,
   isProduction,
   leaseTtlMs,
-  listenShape,
-  logLevel,
-  logPretty,
-  type NatsSettings,
-  natsSettings,
-  natsShape,
-  nodeEnv,
   readEnv,
+  type ServiceConfig,
+  serviceSettings,
+  serviceShape,
 } from '@switchboard/config';
-import type { z } from 'zod';
 
-export type PresenceConfig = {
-  port: number;
-  host: string;
-  nats: NatsSettings;
+export type PresenceConfig = ServiceConfig & {
   apiKeys: string[];
   leaseTtlMs: number;
-  logLevel: z.infer<typeof logLevel>;
 };
 
 /**
@@ -29,23 +20,16 @@ export type PresenceConfig = {
  * `NODE_ENV=production` only because the development API key is refused there.
  */
 export const presenceEnv = (production = false) => ({
-  NODE_ENV: nodeEnv,
-  ...listenShape(3001),
-  ...natsShape,
+  ...serviceShape(3001),
   API_KEYS: apiKeys(production),
   LEASE_TTL_MS: leaseTtlMs,
-  LOG_LEVEL: logLevel,
-  LOG_PRETTY: logPretty,
 });
 
 export function loadConfig(env: Env): PresenceConfig {
   const e = readEnv(presenceEnv(isProduction(env)), env);
   return {
-    port: e.PORT,
-    host: e.HOST,
-    nats: natsSettings(e),
+    ...serviceSettings(e),
     apiKeys: e.API_KEYS,
     leaseTtlMs: e.LEASE_TTL_MS,
-    logLevel: e.LOG_LEVEL,
   };
 }

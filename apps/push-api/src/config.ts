@@ -5,22 +5,15 @@ import {
   type Env,
   isProduction,
   leaseTtlMs,
-  listenShape,
-  logLevel,
-  logPretty,
-  type NatsSettings,
-  natsSettings,
-  natsShape,
-  nodeEnv,
   readEnv,
+  type ServiceConfig,
+  serviceSettings,
+  serviceShape,
   webhookAllowedHosts,
 } from '@switchboard/config';
 import { z } from 'zod';
 
-export type PushApiConfig = {
-  port: number;
-  host: string;
-  nats: NatsSettings;
+export type PushApiConfig = ServiceConfig & {
   apiKeys: string[];
   /** Largest request body; larger gets 413. */
   bodyLimitBytes: number;
@@ -39,7 +32,6 @@ export type PushApiConfig = {
   sendTimeoutMs: number;
   /** Webhook devices are refused at registration unless they point here (when set). */
   webhooks?: { allowedHosts: string[]; requireHttps: boolean };
-  logLevel: z.infer<typeof logLevel>;
 };
 
 /**
@@ -47,9 +39,7 @@ export type PushApiConfig = {
  * of `NODE_ENV=production` only because the development API key is refused there.
  */
 export const pushApiEnv = (production = false) => ({
-  NODE_ENV: nodeEnv,
-  ...listenShape(3000),
-  ...natsShape,
+  ...serviceShape(3000),
   API_KEYS: apiKeys(production),
   BODY_LIMIT_BYTES: z.coerce
     .number()
@@ -82,16 +72,12 @@ export const pushApiEnv = (production = false) => ({
       'one deadline per send beyond its `ackTimeoutMs` (OS push hand-offs included): recipients not done by then are `dropped`',
   }),
   WEBHOOK_ALLOWED_HOSTS: webhookAllowedHosts,
-  LOG_LEVEL: logLevel,
-  LOG_PRETTY: logPretty,
 });
 
 export function loadConfig(env: Env): PushApiConfig {
   const e = readEnv(pushApiEnv(isProduction(env)), env);
   return {
-    port: e.PORT,
-    host: e.HOST,
-    nats: natsSettings(e),
+    ...serviceSettings(e),
     apiKeys: e.API_KEYS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     nodeTimeoutMs: e.NODE_TIMEOUT_MS,
@@ -109,6 +95,5 @@ export function loadConfig(env: Env): PushApiConfig {
           },
         }
       : {}),
-    logLevel: e.LOG_LEVEL,
   };
 }

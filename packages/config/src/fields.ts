@@ -161,3 +161,34 @@ export function natsSettings(e: {
     ...(e.NATS_TOKEN ? { token: e.NATS_TOKEN } : {}),
   };
 }
+
+/**
+ * The variables every app reads: `NODE_ENV`, `PORT`/`HOST`, the NATS connection and the log
+ * settings. An app's env shape is `{ ...serviceShape(port), ...its own }`.
+ */
+export const serviceShape = (defaultPort: number) => ({
+  NODE_ENV: nodeEnv,
+  ...listenShape(defaultPort),
+  ...natsShape,
+  LOG_LEVEL: logLevel,
+  LOG_PRETTY: logPretty,
+});
+
+/** What every app's config holds besides its own settings. */
+export type ServiceConfig = {
+  port: number;
+  host: string;
+  nats: NatsSettings;
+  logLevel: z.infer<typeof logLevel>;
+};
+
+/** Maps the parsed {@link serviceShape} variables to the {@link ServiceConfig} part. */
+export function serviceSettings(
+  e: Parameters<typeof natsSettings>[0] & {
+    PORT: number;
+    HOST: string;
+    LOG_LEVEL: z.infer<typeof logLevel>;
+  },
+): ServiceConfig {
+  return { port: e.PORT, host: e.HOST, nats: natsSettings(e), logLevel: e.LOG_LEVEL };
+}
