@@ -1,33 +1,24 @@
 /** Builds and starts one edge node from its config: what `main.ts` runs and tests reuse. */
-import type { NatsConnection } from '@nats-io/transport-node';
 import { createMetricsRegistry } from '@switchboard/http';
-import { connectNats } from '@switchboard/nats';
 import { openPresenceBuckets } from '@switchboard/presence-registry';
-import type { StartContext } from '@switchboard/runtime';
+import { type Running, type StartContext, startOnNats } from '@switchboard/runtime';
 import type { Logger } from 'pino';
 import type { EdgeConfig } from './config.js';
 import { EdgeNode } from './edge-node.js';
 import { TokenVerifier } from './token-verifier.js';
 
-export type RunningEdge = {
+export type RunningEdge = Running<{
   node: EdgeNode;
-  nc: NatsConnection;
   stop(): Promise<void>;
   fatal: Promise<Error>;
-};
+}>;
 
-export async function startEdge(
+export function startEdge(
   config: EdgeConfig,
   log: Logger,
   context?: StartContext,
 ): Promise<RunningEdge> {
-  const nc = await connectNats({
-    ...config.nats,
-    name: `edge-${config.nodeId}`,
-    log,
-    ...(context ? { onWaiting: context.waiting } : {}),
-  });
-  try {
+  return startOnNats({ name: `edge-${config.nodeId}`, config, log, context }, async (nc) => {
     const buckets = await openPresenceBuckets(nc, {
       replicas: config.nats.replicas,
       leaseTtlMs: config.leaseTtlMs,
@@ -53,17 +44,6 @@ export async function startEdge(
       registry: createMetricsRegistry('edge'),
     });
     await node.start(context);
-    return {
-      node,
-      nc,
-      fatal: node.fatal,
-      async stop() {
-        await node.stop();
-        await nc.drain();
-      },
-    };
-  } catch (err) {
-    await nc.close();
-    throw err;
-  }
+    return { node, fatal: node.fatal, stop: () => node.stop() };
+  });
 }

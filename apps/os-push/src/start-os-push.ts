@@ -1,13 +1,12 @@
 /** Builds and starts the OS push worker from its config: what `main.ts` runs and tests reuse. */
 import { createServer } from 'node:http';
-import type { NatsConnection } from '@nats-io/transport-node';
 import { DeviceRegistry, openDevicesBucket } from '@switchboard/device-registry';
 import { ensureDeadLetterStream, ensureFallbackStream } from '@switchboard/fallback-queue';
 import { createMetricsRegistry, listenHttp, probeHandler } from '@switchboard/http';
 import { ensureStatusStream } from '@switchboard/message-status';
-import { ConnectionHealth, connectNats } from '@switchboard/nats';
+import { ConnectionHealth } from '@switchboard/nats';
 import type { Platform } from '@switchboard/protocol';
-import type { StartContext } from '@switchboard/runtime';
+import { type Running, type StartContext, startOnNats } from '@switchboard/runtime';
 import type { Logger } from 'pino';
 import type { OsPushConfig } from './config.js';
 import { DeliveryProgress } from './delivery-progress.js';
@@ -19,12 +18,11 @@ import { LogProvider, UnconfiguredProvider } from './providers/log-provider.js';
 import type { PushProvider } from './providers/push-provider.js';
 import { WebhookProvider } from './providers/webhook-provider.js';
 
-export type RunningOsPush = {
+export type RunningOsPush = Running<{
   worker: FallbackWorker;
-  nc: NatsConnection;
   url: string;
   stop(): Promise<void>;
-};
+}>;
 
 /** One provider per platform: the configured one, else the log or the refusing stand-in. */
 export function createProviders(config: OsPushConfig, log: Logger): Record<Platform, PushProvider> {
@@ -37,18 +35,12 @@ export function createProviders(config: OsPushConfig, log: Logger): Record<Platf
   };
 }
 
-export async function startOsPush(
+export function startOsPush(
   config: OsPushConfig,
   log: Logger,
   context?: StartContext,
 ): Promise<RunningOsPush> {
-  const nc = await connectNats({
-    ...config.nats,
-    name: 'os-push',
-    log,
-    ...(context ? { onWaiting: context.waiting } : {}),
-  });
-  try {
+  return startOnNats({ name: 'os-push', config, log, context }, async (nc) => {
     const health = new ConnectionHealth(nc);
     const replicas = config.nats.replicas;
     await ensureFallbackStream(nc, { replicas });
@@ -88,17 +80,12 @@ export async function startOsPush(
     const url = await listenHttp(http, config.port, config.host);
     return {
       worker,
-      nc,
       url,
       async stop() {
         http.close();
         await worker.stop();
         await Promise.all(Object.values(providers).map((p) => p.close()));
-        await nc.drain();
       },
     };
-  } catch (err) {
-    await nc.close();
-    throw err;
-  }
+  });
 }

@@ -1,12 +1,10 @@
 /** Builds and starts the presence service from its config: what `main.ts` runs and tests reuse. */
-import type { AddressInfo } from 'node:net';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { HttpApp } from '@switchboard/http';
 import { createMetricsRegistry } from '@switchboard/http';
-import { ConnectionHealth, connectNats } from '@switchboard/nats';
+import { ConnectionHealth } from '@switchboard/nats';
 import type { LeaseTable } from '@switchboard/presence-registry';
 import { openPresenceReader } from '@switchboard/presence-registry';
-import type { StartContext } from '@switchboard/runtime';
+import { listenOn, type Running, type StartContext, startOnNats } from '@switchboard/runtime';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { PresenceConfig } from './config.js';
@@ -15,28 +13,21 @@ import { createPresenceMetrics, observePresenceState } from './metrics.js';
 import { PresenceMonitor } from './presence-monitor.js';
 import { startQueryService } from './query-service.js';
 
-export type RunningPresence = {
+export type RunningPresence = Running<{
   app: HttpApp;
-  nc: NatsConnection;
   url: string;
   monitor: PresenceMonitor;
   leader: LeaderLock;
   leases: LeaseTable;
   stop(): Promise<void>;
-};
+}>;
 
-export async function startPresence(
+export function startPresence(
   config: PresenceConfig,
   log: Logger,
   context?: StartContext,
 ): Promise<RunningPresence> {
-  const nc = await connectNats({
-    ...config.nats,
-    name: 'presence',
-    log,
-    ...(context ? { onWaiting: context.waiting } : {}),
-  });
-  try {
+  return startOnNats({ name: 'presence', config, log, context }, async (nc) => {
     const health = new ConnectionHealth(nc);
     const registry = createMetricsRegistry('presence');
     const metrics = createPresenceMetrics(registry);
@@ -87,23 +78,13 @@ export async function startPresence(
       monitor.stop();
       leases.stop();
     });
-    await context?.beforeListen();
-    await app.listen({ port: config.port, host: config.host });
-    const { port } = app.server.address() as AddressInfo;
     return {
       app,
-      nc,
-      url: `http://127.0.0.1:${port}`,
+      url: await listenOn(app, config, context),
       monitor,
       leader,
       leases,
-      async stop() {
-        await app.close();
-        await nc.drain();
-      },
+      stop: () => app.close(),
     };
-  } catch (err) {
-    await nc.close();
-    throw err;
-  }
+  });
 }
