@@ -1,3 +1,4 @@
+/** @switchboard/http: what every HTTP surface shares: the Fastify app (JSON errors, API-key auth, OpenAPI docs, load shedding), probes (/healthz, /readyz) and /metrics. */
 export * from './api-error.js';
 export * from './api-key-auth.js';
 export * from './docs.js';

@@ -1,3 +1,4 @@
+/** @switchboard/protocol: the wire contract between the parts: subjects and bucket names, message, delivery and status schemas, Socket.IO events, user keys and message ids. */
 export * from './delivery.js';
 export * from './devices.js';
 export * from './errors.js';
