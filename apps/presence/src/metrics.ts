@@ -9,6 +9,7 @@
 
 import { natsConnectedGauge } from '@switchboard/http';
 import type { LeaseLossReason, LeaseTable } from '@switchboard/presence-registry';
+import type { NodeLease as Lease } from '@switchboard/protocol';
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 export type PresenceMetrics = ReturnType<typeof createPresenceMetrics>;
@@ -74,41 +75,35 @@ export function observePresenceState(registry: Registry, state: PresenceState): 
       this.set({ draining: 'true' }, draining);
     },
   });
-  new Gauge({
-    name: 'switchboard_presence_lease_heartbeat_age_seconds',
-    help: "Seconds since each live edge's last heartbeat (this replica's clock minus the edge's heartbeat time: includes clock skew between hosts)",
-    labelNames: ['node'],
-    registers: [registry],
-    collect() {
-      // Only live nodes: a node that is gone leaves no series behind.
-      this.reset();
-      const t = now();
-      for (const lease of state.leases.alive(t))
-        this.set({ node: lease.nodeId }, Math.max(0, (t - lease.heartbeatAt) / 1000));
-    },
-  });
-  new Gauge({
-    name: 'switchboard_presence_lease_epoch_age_seconds',
-    help: "Seconds since each live edge's current lease epoch started (process start or last lapse): small and resetting means the node restarts or lapses",
-    labelNames: ['node'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const t = now();
-      for (const lease of state.leases.alive(t))
-        this.set({ node: lease.nodeId }, Math.max(0, (t - lease.startedAt) / 1000));
-    },
-  });
-  new Gauge({
-    name: 'switchboard_presence_node_connections',
-    help: 'Connections each live edge reported in its last heartbeat',
-    labelNames: ['node'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const lease of state.leases.alive()) this.set({ node: lease.nodeId }, lease.connections);
-    },
-  });
+  // One series per live edge: a node that is gone leaves no series behind.
+  const perLiveNode = (name: string, help: string, value: (lease: Lease, t: number) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['node'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const t = now();
+        for (const lease of state.leases.alive(t))
+          this.set({ node: lease.nodeId }, value(lease, t));
+      },
+    });
+  perLiveNode(
+    'switchboard_presence_lease_heartbeat_age_seconds',
+    "Seconds since each live edge's last heartbeat (this replica's clock minus the edge's heartbeat time: includes clock skew between hosts)",
+    (lease, t) => Math.max(0, (t - lease.heartbeatAt) / 1000),
+  );
+  perLiveNode(
+    'switchboard_presence_lease_epoch_age_seconds',
+    "Seconds since each live edge's current lease epoch started (process start or last lapse): small and resetting means the node restarts or lapses",
+    (lease, t) => Math.max(0, (t - lease.startedAt) / 1000),
+  );
+  perLiveNode(
+    'switchboard_presence_node_connections',
+    'Connections each live edge reported in its last heartbeat',
+    (lease) => lease.connections,
+  );
   new Gauge({
     name: 'switchboard_presence_leader',
     help: '1 while this replica holds the presence leader lock (clean-ups and events), else 0',
