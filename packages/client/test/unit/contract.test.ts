@@ -13,7 +13,7 @@ import {
 import * as protocol from '@switchboard/protocol';
 import { mintToken } from '@switchboard/testkit';
 import { describe, expect, it } from 'vitest';
-import { RecentIds } from '../src/recent-ids.js';
+import { RecentIds } from '../../src/recent-ids.js';
 
 describe('client contract and parts', () => {
   it('contract - control events, close reasons and connect errors equal the protocol', () => {

@@ -11,7 +11,7 @@ import {
   encodeDelivery,
   encodeLegacyNodeReply,
   encodeNodeReply,
-} from '../src/delivery.js';
+} from '../../src/delivery.js';
 
 const enc = new TextEncoder();
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { apiKeys, DevSecrets, durationMs, natsServers, port } from '../src/fields.js';
-import { ConfigError, readEnv } from '../src/load.js';
+import { apiKeys, DevSecrets, durationMs, natsServers, port } from '../../src/fields.js';
+import { ConfigError, readEnv } from '../../src/load.js';
 
 describe('config', () => {
   const shape = {
@@ -60,7 +60,7 @@ describe('config', () => {
   });
 
   it('config - the dev secrets of npm start are the ones refused in production', async () => {
-    const { DEV_SECRETS } = await import('../../../scripts/dev-secrets.mjs');
+    const { DEV_SECRETS } = await import('../../../../scripts/dev-secrets.mjs');
     expect(DEV_SECRETS).toEqual(DevSecrets);
   });
 

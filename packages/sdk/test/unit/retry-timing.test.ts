@@ -1,7 +1,7 @@
 /** Retry timing without a network: Retry-After parsing, the backoff bounds, option checks. */
 import { createSwitchboard } from '@switchboard/sdk';
 import { describe, expect, it } from 'vitest';
-import { backoffMs, parseRetryAfter, retryAfterDelayMs } from '../src/retry.js';
+import { backoffMs, parseRetryAfter, retryAfterDelayMs } from '../../src/retry.js';
 
 const o = { max: 5, minDelayMs: 100, maxDelayMs: 1_000 };
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MessageId } from '../src/message.js';
-import { messageIdTime, newMessageId } from '../src/message-id.js';
+import { MessageId } from '../../src/message.js';
+import { messageIdTime, newMessageId } from '../../src/message-id.js';
 
 const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 

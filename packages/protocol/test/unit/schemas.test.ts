@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RESERVED_EVENT_NAMES, SendMessageRequest } from '../src/message.js';
-import { fallbackSubject, nodeSubject } from '../src/subjects.js';
+import { RESERVED_EVENT_NAMES, SendMessageRequest } from '../../src/message.js';
+import { fallbackSubject, nodeSubject } from '../../src/subjects.js';
 
 describe('protocol schemas', () => {
   it('send request - defaults ack to false and ackTimeoutMs to 5000', () => {

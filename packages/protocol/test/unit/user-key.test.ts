@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { UserId } from '../src/message.js';
+import { UserId } from '../../src/message.js';
 import {
   decodeUserKey,
   encodeUserKey,
   IllFormedUserIdError,
   InvalidUserKeyError,
   isWellFormedUnicode,
-} from '../src/user-key.js';
+} from '../../src/user-key.js';
 
 /** Ids holding a lone surrogate: no UTF-8 encoding, so no key of their own. */
 const ILL_FORMED = [
