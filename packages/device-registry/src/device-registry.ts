@@ -8,9 +8,17 @@
  */
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { isCasConflict, openBucket, type ProvisionOptions } from '@switchboard/nats';
+import {
+  CasRetriesExhaustedError,
+  isCasConflict,
+  openBucket,
+  type ProvisionOptions,
+} from '@switchboard/nats';
 import type { Device, DeviceRegistration } from '@switchboard/protocol';
 import { Buckets, encodeUserKey } from '@switchboard/protocol';
+
+/** Compare-and-set attempts of one change before it gives up. */
+const CAS_ATTEMPTS = 32;
 
 /** Most devices one user may have. */
 export const MAX_DEVICES_PER_USER = 100;
@@ -103,7 +111,7 @@ export class DeviceRegistry {
 
   async #changeNow(userId: string, change: (entry: Entry) => boolean): Promise<boolean> {
     const key = encodeUserKey(userId);
-    for (let attempt = 0; attempt < 32; attempt++) {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       if (attempt > 0)
         await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
       const { entry, revision } = await this.#read(userId);
@@ -117,7 +125,7 @@ export class DeviceRegistry {
         if (!isCasConflict(err)) throw err;
       }
     }
-    throw new Error(`device registry: too many concurrent changes for ${userId}`);
+    throw new CasRetriesExhaustedError(key, CAS_ATTEMPTS);
   }
 }
 

@@ -60,3 +60,17 @@ export function isTransientStartupError(err: unknown): boolean {
   const cause = (err as { cause?: unknown } | null)?.cause;
   return cause !== undefined && cause !== err && isTransientStartupError(cause);
 }
+
+/**
+ * A compare-and-set write that lost to other writers every time it was retried: the key is
+ * changed faster than this writer can read and write it.
+ */
+export class CasRetriesExhaustedError extends Error {
+  constructor(
+    readonly key: string,
+    readonly attempts: number,
+  ) {
+    super(`${key}: ${attempts} compare-and-set attempts all lost to concurrent writers`);
+    this.name = 'CasRetriesExhaustedError';
+  }
+}

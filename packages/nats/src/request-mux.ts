@@ -76,7 +76,7 @@ export class RequestMux {
     for (const [token, p] of this.#pending) {
       this.#pending.delete(token);
       clearTimeout(p.timer);
-      p.reject(new Error(`request mux closed before ${p.subject} answered`));
+      p.reject(new RequestMuxClosedError(p.subject));
     }
   }
 
@@ -92,5 +92,13 @@ export class RequestMux {
       return;
     }
     p.resolve(msg);
+  }
+}
+
+/** The multiplexer was closed (the app is stopping) before the request was answered. */
+export class RequestMuxClosedError extends Error {
+  constructor(readonly subject: string) {
+    super(`request mux closed before ${subject} answered`);
+    this.name = 'RequestMuxClosedError';
   }
 }

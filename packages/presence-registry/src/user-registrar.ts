@@ -13,7 +13,7 @@
  * users / refreshAfterMs, whatever the number of users.
  */
 import type { KV } from '@nats-io/kv';
-import { isCasConflict, isConnectionClosed } from '@switchboard/nats';
+import { CasRetriesExhaustedError, isCasConflict, isConnectionClosed } from '@switchboard/nats';
 import type { UserEntry } from '@switchboard/protocol';
 import { encodeUserKey } from '@switchboard/protocol';
 import { decodeJson, encodeJson } from './codec.js';
@@ -382,5 +382,5 @@ export async function removeNodeFromEntry(
       if (!isCasConflict(err)) throw err;
     }
   }
-  throw new Error(`could not remove ${nodeId} from ${userKey}: too many conflicts`);
+  throw new CasRetriesExhaustedError(userKey, maxAttempts);
 }
