@@ -14,18 +14,15 @@ import {
   webhookAllowedHosts,
 } from '@switchboard/config';
 import { z } from 'zod';
-import { APNS_PRODUCTION_URL, APNS_SANDBOX_URL } from './providers/apns-provider.js';
+import {
+  APNS_PRODUCTION_URL,
+  APNS_SANDBOX_URL,
+  type ApnsProviderOptions,
+} from './providers/apns-provider.js';
 import { FCM_BASE_URL, type ServiceAccount } from './providers/fcm-provider.js';
 
 export type OsPushConfig = ServiceConfig & {
-  apns?: {
-    keyPem: string;
-    keyId: string;
-    teamId: string;
-    defaultTopic?: string;
-    baseUrl?: string;
-    sandboxBaseUrl?: string;
-  };
+  apns?: Omit<ApnsProviderOptions, 'log' | 'requestTimeoutMs'>;
   fcm?: { serviceAccount: ServiceAccount; baseUrl?: string };
   webhook?: {
     allowedHosts: string[];
