@@ -1,17 +1,21 @@
 /**
- * The push API as a Fastify app. `buildApp` takes its dependencies ready-made, so tests
- * construct it around a real NATS connection and call `inject()` or `listen()`.
+ * The push API as a Fastify app. `buildApp` takes its dependencies ready-made, as the
+ * narrow interfaces of `ports.ts`: `start-push-api.ts` passes the real ones (over NATS),
+ * the unit tests in-memory fakes and `inject()`.
  */
 import rateLimit from '@fastify/rate-limit';
-import type { NatsConnection } from '@nats-io/transport-node';
-import type { DeviceRegistry } from '@switchboard/device-registry';
 import type {} from '@switchboard/http';
 import { createHttpApp, type HttpApp } from '@switchboard/http';
 import type { SendMessageResponse } from '@switchboard/protocol';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { DeliveryRouter } from './delivery-router.js';
-import type { IdempotencyStore } from './idempotency-store.js';
+import type {
+  BroadcastLink,
+  DeviceStore,
+  IdempotencyClaims,
+  MessageRouter,
+  StatusRecords,
+} from './ports.js';
 import { deviceRoutes } from './routes/devices.js';
 import { messageRoutes } from './routes/messages.js';
 import { statusRoutes } from './routes/status.js';
@@ -21,10 +25,13 @@ export type BuildAppOptions = {
   bodyLimitBytes: number;
   /** Requests per minute per API key (per instance). */
   rateLimitPerMinute: number;
-  nc: NatsConnection;
-  router: DeliveryRouter;
-  idempotency: IdempotencyStore<SendMessageResponse>;
-  devices: DeviceRegistry;
+  /** Broadcasts are one publish on it (a `NatsConnection`). */
+  nc: BroadcastLink;
+  router: MessageRouter;
+  idempotency: IdempotencyClaims<SendMessageResponse>;
+  /** `GET /v1/messages/:id`'s records. */
+  readStatus: StatusRecords;
+  devices: DeviceStore;
   /** Webhook URLs allowed at device registration (unset: not checked here). */
   webhooks?: { allowedHosts: readonly string[]; requireHttps: boolean };
   /** Longest a duplicate waits for the first request with its key (plus its ack timeout). */
@@ -64,7 +71,7 @@ export async function buildApp(options: BuildAppOptions): Promise<HttpApp> {
     ready: options.readiness.nats,
     duplicateWaitMs: options.duplicateWaitMs,
   });
-  await app.register(statusRoutes, { nc: options.nc });
+  await app.register(statusRoutes, { readStatus: options.readStatus });
   await app.register(deviceRoutes, {
     devices: options.devices,
     ...(options.webhooks ? { webhooks: options.webhooks } : {}),

@@ -14,15 +14,10 @@
  * presence read (mirror), no status write of its own (records are batched).
  */
 
-import type { NatsConnection } from '@nats-io/transport-node';
-import type { FallbackQueue } from '@switchboard/fallback-queue';
-import { recordStatus } from '@switchboard/message-status';
-import type { RequestMux } from '@switchboard/nats';
-import type { PresenceMirror, PresenceReader } from '@switchboard/presence-registry';
 import type {
   FallbackNotification,
+  PresenceView,
   RecipientResult,
-  SendMessageRequest,
   SendRecord,
   UndeliveredReason,
 } from '@switchboard/protocol';
@@ -33,27 +28,37 @@ import {
   deliveryText,
   encodeDelivery,
   nodeSubject,
+  statusSubject,
 } from '@switchboard/protocol';
 import { runPool } from '@switchboard/runtime';
 import type { Logger } from 'pino';
 import type { RouterMetrics } from './metrics.js';
 import { NodeBatcher } from './node-batcher.js';
+import type {
+  FallbackHandOff,
+  NatsLink,
+  NodeRequests,
+  OutgoingMessage,
+  PresenceCache,
+  PresenceLookup,
+  StatusSink,
+} from './ports.js';
 
-/**
- * Where the send records of plain deliveries go: batched into few stream messages (see
- * StatusBatcher). Sends with fallbacks are recorded one by one.
- */
-export type StatusSink = { add(record: SendRecord): void };
+export type { OutgoingMessage, StatusSink } from './ports.js';
 
 export type DeliveryRouterOptions = {
-  nc: NatsConnection;
+  /** The NATS connection: the server's max_payload, and the send records written at once. */
+  nc: NatsLink;
   /** Request/reply to the nodes (no error allocated per successful request). */
-  requests: RequestMux;
-  presence: PresenceReader;
+  requests: NodeRequests;
+  presence: PresenceLookup;
   /** In-memory presence; without it every recipient is read from KV. */
-  mirror?: PresenceMirror;
-  fallback: FallbackQueue;
-  /** Send records; without it each is published on its own. */
+  mirror?: PresenceCache;
+  fallback: FallbackHandOff;
+  /**
+   * Send records of plain deliveries, batched; without it each is published on its own.
+   * Sends with fallbacks are always recorded one by one.
+   */
   status?: StatusSink;
   log: Logger;
   nodeTimeoutMs: number;
@@ -67,13 +72,6 @@ export type DeliveryRouterOptions = {
   /** Concurrent fallback publishes of one multicast (default 256). */
   fallbackConcurrency?: number;
   metrics?: RouterMetrics;
-};
-
-export type OutgoingMessage = Omit<SendMessageRequest, 'to' | 'id'> & {
-  id: string;
-  to: string[];
-  /** The sending API key's id: its status records and fallback hand-offs carry it. */
-  owner?: string;
 };
 
 type Reached = { connections: number; acked: number };
@@ -322,7 +320,7 @@ export class DeliveryRouter {
         else asked.set(u, new Set([nodeId]));
       }
     }
-    let views: Awaited<ReturnType<PresenceReader['lookupMany']>>;
+    let views: PresenceView[];
     try {
       views = await this.#o.presence.lookupMany(missed);
     } catch (err) {
@@ -419,9 +417,23 @@ export class DeliveryRouter {
       // Plain deliveries are batched; a send with fallbacks (already a JetStream write per
       // recipient) is recorded at once, so its record precedes what OS push records.
       if (this.#o.status && plain) this.#o.status.add(record);
-      else recordStatus(this.#o.nc, record);
+      else this.#publishRecord(record);
     }
   }
+
+  /**
+   * Writes one send record at once where the status stream stores it (as `recordStatus`
+   * of @switchboard/message-status does): a core publish, fire-and-forget. A lost record
+   * loses no message, so a failed publish (closed connection, too large) is ignored.
+   */
+  #publishRecord(record: SendRecord): void {
+    try {
+      this.#o.nc.publish(statusSubject(record.id), JSON.stringify(record));
+    } catch {
+      // See above: status never fails a delivery.
+    }
+  }
+
   /**
    * Hands the undelivered recipients to the fallback stream. A recipient whose hand-off
    * failed even after the queue's retries is reported `dropped` with `fallback-failed`:

@@ -7,8 +7,8 @@
  * messages that arrived together (one read of several HTTP requests, a multicast) share a
  * NATS message and a reply each way. A batch stays under the server's max_payload.
  */
-import type { RequestMux } from '@switchboard/nats';
 import { decodeBatchReply, decodeNodeReply, nodeSubject } from '@switchboard/protocol';
+import type { NodeRequests } from './ports.js';
 
 type Entry = {
   text: string;
@@ -19,7 +19,7 @@ type Entry = {
 };
 
 export type NodeBatcherOptions = {
-  requests: RequestMux;
+  requests: NodeRequests;
   timeoutMs: number;
   /** Largest batch in bytes (the server's max_payload less some slack). */
   maxBytes: () => number;

@@ -5,7 +5,7 @@ import { DeviceRegistry, openDevicesBucket } from '@switchboard/device-registry'
 import { ensureFallbackStream, FallbackQueue } from '@switchboard/fallback-queue';
 import type { HttpApp } from '@switchboard/http';
 import { createMetricsRegistry, natsConnectedGauge } from '@switchboard/http';
-import { ensureStatusStream, StatusBatcher } from '@switchboard/message-status';
+import { ensureStatusStream, readStatus, StatusBatcher } from '@switchboard/message-status';
 import { ConnectionHealth, connectNats, RequestMux } from '@switchboard/nats';
 import { openPresenceReader, PresenceMirror } from '@switchboard/presence-registry';
 import type { SendMessageResponse } from '@switchboard/protocol';
@@ -85,6 +85,7 @@ export async function startPushApi(
       nc,
       router,
       idempotency,
+      readStatus: (messageId) => readStatus(nc, messageId),
       devices: new DeviceRegistry(await openDevicesBucket(nc, { replicas: config.nats.replicas })),
       ...(config.webhooks ? { webhooks: config.webhooks } : {}),
       duplicateWaitMs: config.nodeTimeoutMs + config.ackGraceMs + config.sendTimeoutMs,

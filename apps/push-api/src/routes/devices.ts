@@ -1,5 +1,5 @@
 /** The device registry API: where OS push reaches a user. */
-import { type DeviceRegistry, TooManyDevicesError } from '@switchboard/device-registry';
+import { TooManyDevicesError } from '@switchboard/device-registry';
 import type { HttpApp } from '@switchboard/http';
 import { ApiError } from '@switchboard/http';
 import {
@@ -13,6 +13,7 @@ import {
   webhookUrlRefusal,
 } from '@switchboard/protocol';
 import { z } from 'zod';
+import type { DeviceStore } from '../ports.js';
 
 const errors = {
   400: ErrorBody,
@@ -28,7 +29,7 @@ const unavailable = (err: unknown) =>
   ApiError.unavailable('the device registry is unavailable, retry later', err);
 
 export type DeviceRoutesOptions = {
-  devices: DeviceRegistry;
+  devices: DeviceStore;
   /**
    * Where webhook devices may point (the same list OS push gets as `WEBHOOK_ALLOWED_HOSTS`);
    * unset: not checked at registration (OS push still refuses what is not allowed).

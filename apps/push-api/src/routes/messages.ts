@@ -1,6 +1,5 @@
 /** `POST /v1/messages` and `POST /v1/broadcast`. */
 import { randomUUID } from 'node:crypto';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { HttpApp } from '@switchboard/http';
 import { ApiError } from '@switchboard/http';
 import {
@@ -14,8 +13,9 @@ import {
   Subjects,
 } from '@switchboard/protocol';
 import { z } from 'zod';
-import { type DeliveryRouter, MessageTooLargeError } from '../delivery-router.js';
+import { MessageTooLargeError } from '../delivery-router.js';
 import { type Claim, IdempotencyStore } from '../idempotency-store.js';
+import type { BroadcastLink, IdempotencyClaims, MessageRouter } from '../ports.js';
 
 const errors = {
   400: ErrorBody,
@@ -49,9 +49,9 @@ const BroadcastRequest = z
 const BroadcastResponse = z.object({ id: z.string() }).meta({ id: 'BroadcastResponse' });
 
 export type MessageRoutesOptions = {
-  router: DeliveryRouter;
-  nc: NatsConnection;
-  idempotency: IdempotencyStore<SendMessageResponse>;
+  router: MessageRouter;
+  nc: BroadcastLink;
+  idempotency: IdempotencyClaims<SendMessageResponse>;
   /** False while NATS is unreachable: requests get 503 at once instead of waiting. */
   ready: () => boolean;
   /** Added to a request's own bound when a duplicate waits for the first one. */
@@ -66,7 +66,7 @@ type Claimed<R> = Extract<Claim<R>, { kind: 'claimed' | 'replay' }>;
  * request still running past `bound` is a 409, an unreadable store a 503.
  */
 async function claimOnce<R>(
-  store: IdempotencyStore<R>,
+  store: IdempotencyClaims<R>,
   key: string | undefined,
   body: unknown,
   bound: number,
@@ -176,7 +176,7 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
       // after a lost answer does not broadcast twice.
       const given = req.headers['idempotency-key'] ?? req.body.id;
       const claim = await claimOnce(
-        opts.idempotency as unknown as IdempotencyStore<{ id: string }>,
+        opts.idempotency as unknown as IdempotencyClaims<{ id: string }>,
         given === undefined ? undefined : `broadcast:${req.apiKeyId ?? ''}:${given}`,
         req.body,
         opts.duplicateWaitMs,

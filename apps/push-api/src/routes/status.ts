@@ -1,8 +1,6 @@
 /** `GET /v1/messages/:id`: what happened to a message, per recipient, as a timeline (24 h). */
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { HttpApp } from '@switchboard/http';
 import { ApiError } from '@switchboard/http';
-import { readStatus } from '@switchboard/message-status';
 import {
   ErrorBody,
   MessageId,
@@ -11,6 +9,7 @@ import {
   type TimelineEntry,
 } from '@switchboard/protocol';
 import { z } from 'zod';
+import type { StatusRecords } from '../ports.js';
 
 const PROVIDER_STEP = {
   accepted: 'provider-accepted',
@@ -74,7 +73,12 @@ export function buildStatus(id: string, records: StatusRecord[]): MessageStatus 
   };
 }
 
-export async function statusRoutes(app: HttpApp, opts: { nc: NatsConnection }): Promise<void> {
+export type StatusRoutesOptions = {
+  /** A message's stored records (`readStatus` over the NATS connection). */
+  readStatus: StatusRecords;
+};
+
+export async function statusRoutes(app: HttpApp, opts: StatusRoutesOptions): Promise<void> {
   app.get(
     '/v1/messages/:id',
     {
@@ -96,7 +100,7 @@ export async function statusRoutes(app: HttpApp, opts: { nc: NatsConnection }): 
     async (req) => {
       let records: StatusRecord[];
       try {
-        records = await readStatus(opts.nc, req.params.id);
+        records = await opts.readStatus(req.params.id);
       } catch (err) {
         throw ApiError.unavailable('message status is unavailable, retry later', err);
       }
