@@ -55,6 +55,7 @@ describe('edge admission', () => {
       );
       expect(outcomes.filter((o) => o === 'connected').length).toBeLessThanOrEqual(6);
       expect(outcomes.filter((o) => o === 'overloaded').length).toBeGreaterThanOrEqual(6);
+      // Time passing is the point: a second later the bucket (5 connects/s) has refilled.
       await new Promise((r) => setTimeout(r, 1_100));
       const later = await connectClient(url, { token });
       expect(later.connected).toBe(true);

@@ -5,7 +5,7 @@
  * has it); a 503 during the failover is retried with the same idempotency key.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Streams } from '@switchboard/protocol';
+import { fallbackSubject, Streams } from '@switchboard/protocol';
 import type { NatsServer } from '@switchboard/testkit';
 import { collect } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,11 +90,28 @@ describe('push-api on a NATS cluster under faults', () => {
     }
     // No message reached the client twice (retries were idempotent).
     expect(new Set(received).size).toBe(received.length);
-    // Every fallback is durably stored: the stream holds one message per fallback outcome.
-    const info = await jsm.streams.info(Streams.fallback);
-    const byUser = (info.state as { subjects?: Record<string, number> }).subjects;
-    expect(info.state.messages).toBe(counts.fallback + MESSAGES);
-    expect(byUser).toBeUndefined();
+    // Every fallback is durably stored once, on its recipient's subject: the offline user's
+    // every message and exactly the online user's fallback outcomes, none missing or twice.
+    // (`state.subjects` is only filled when the info request names a `subjects_filter`.)
+    const info = await jsm.streams.info(Streams.fallback, { subjects_filter: '>' });
     expect(info.config.num_replicas).toBe(3);
+    expect(info.state.messages).toBe(counts.fallback + MESSAGES);
+    expect(info.state.subjects).toEqual({
+      [fallbackSubject('fault-offline')]: MESSAGES,
+      ...(counts.fallback > 0 ? { [fallbackSubject('fault-user')]: counts.fallback } : {}),
+    });
+    // A work queue: read each message by sequence (a consumer would take them off).
+    const stored = new Map<string, number[]>();
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(Streams.fallback, { seq });
+      if (!m) continue;
+      const { userId, data } = m.json<{ userId: string; data: { seq: number } }>();
+      expect(m.subject).toBe(fallbackSubject(userId));
+      stored.set(userId, [...(stored.get(userId) ?? []), data.seq]);
+    }
+    const storedSeqs = (userId: string) => (stored.get(userId) ?? []).sort((a, b) => a - b);
+    const every = [...Array(MESSAGES).keys()];
+    expect(storedSeqs('fault-offline')).toEqual(every);
+    expect(storedSeqs('fault-user')).toEqual(every.filter((s) => outcome.get(s) === 'fallback'));
   }, 120_000);
 });

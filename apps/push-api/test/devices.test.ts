@@ -53,11 +53,24 @@ describe('push-api device registry and message status', () => {
         (d: { deviceId: string; platform: string }) => `${d.deviceId}:${d.platform}`,
       ),
     ).toEqual(['phone-1:fcm', 'tab-2:webhook']);
-    // Another user's devices are not listed (prefix boundaries hold).
-    await call('PUT', '/v1/users/u%40x.io2/devices/other', { platform: 'apns', token: APNS });
-    expect((await (await call('GET', '/v1/users/u%40x.io/devices')).json()).devices).toHaveLength(
-      2,
-    );
+    // Users whose ids a lossy key or path decoding would merge with u@x.io keep their own
+    // entries: the literal escape text `u=40x=2Eio` (its `=` must be escaped), `U@x.io` (keys
+    // are case-sensitive), `u%40x.io` (the path is decoded once) and `u_x.io`.
+    const neighbours = ['u=40x=2Eio', 'U@x.io', 'u%40x.io', 'u_x.io'];
+    for (const [i, userId] of neighbours.entries()) {
+      const path = `/v1/users/${encodeURIComponent(userId)}/devices/other-${i}`;
+      expect((await call('PUT', path, { platform: 'apns', token: APNS })).status).toBe(200);
+    }
+    const listed = async (userId: string) => {
+      const res = await (
+        await call('GET', `/v1/users/${encodeURIComponent(userId)}/devices`)
+      ).json();
+      expect(res.userId).toBe(userId);
+      return res.devices.map((d: { deviceId: string }) => d.deviceId);
+    };
+    expect(await listed('u@x.io')).toEqual(['phone-1', 'tab-2']);
+    for (const [i, userId] of neighbours.entries())
+      expect(await listed(userId), userId).toEqual([`other-${i}`]);
     expect((await call('DELETE', '/v1/users/u%40x.io/devices/tab-2')).status).toBe(204);
     expect((await (await call('GET', '/v1/users/u%40x.io/devices')).json()).devices).toHaveLength(
       1,
