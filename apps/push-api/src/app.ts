@@ -16,6 +16,7 @@ import type {
   MessageRouter,
   StatusRecords,
 } from './ports.js';
+import { routeErrorHandler } from './route-errors.js';
 import { deviceRoutes } from './routes/devices.js';
 import { messageRoutes } from './routes/messages.js';
 import { statusRoutes } from './routes/status.js';
@@ -64,17 +65,22 @@ export async function buildApp(options: BuildAppOptions): Promise<HttpApp> {
     keyGenerator: (req) => req.apiKeyId ?? req.ip,
     allowList: (req) => req.routeOptions.config?.public === true,
   });
-  await app.register(messageRoutes, {
-    router: options.router,
-    nc: options.nc,
-    idempotency: options.idempotency,
-    ready: options.readiness.nats,
-    duplicateWaitMs: options.duplicateWaitMs,
-  });
-  await app.register(statusRoutes, { readStatus: options.readStatus });
-  await app.register(deviceRoutes, {
-    devices: options.devices,
-    ...(options.webhooks ? { webhooks: options.webhooks } : {}),
+  // The routes share one context whose error handler says what their failures answer
+  // (route-errors.ts), then hands them to the shared one that writes the error body.
+  await app.register(async (api: HttpApp) => {
+    api.setErrorHandler(routeErrorHandler);
+    await api.register(messageRoutes, {
+      router: options.router,
+      nc: options.nc,
+      idempotency: options.idempotency,
+      ready: options.readiness.nats,
+      duplicateWaitMs: options.duplicateWaitMs,
+    });
+    await api.register(statusRoutes, { readStatus: options.readStatus });
+    await api.register(deviceRoutes, {
+      devices: options.devices,
+      ...(options.webhooks ? { webhooks: options.webhooks } : {}),
+    });
   });
   return app;
 }

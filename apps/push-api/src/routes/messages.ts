@@ -12,8 +12,8 @@ import {
   SendMessageResponse,
   Subjects,
 } from '@switchboard/protocol';
+import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { MessageTooLargeError } from '../delivery-router.js';
 import { type Claim, IdempotencyStore } from '../idempotency-store.js';
 import type { BroadcastLink, IdempotencyClaims, MessageRouter } from '../ports.js';
 
@@ -63,7 +63,7 @@ type Claimed<R> = Extract<Claim<R>, { kind: 'claimed' | 'replay' }>;
 /**
  * Claims an idempotency key (none: undefined) for a request: `claimed` (go on, then commit
  * or release), or `replay` of the first answer; a reuse for another body or a first
- * request still running past `bound` is a 409, an unreadable store a 503.
+ * request still running past `bound` is a 409 (an unusable store is a 503: route-errors.ts).
  */
 async function claimOnce<R>(
   store: IdempotencyClaims<R>,
@@ -72,12 +72,7 @@ async function claimOnce<R>(
   bound: number,
 ): Promise<Claimed<R> | undefined> {
   if (key === undefined) return undefined;
-  let claim: Claim<R>;
-  try {
-    claim = await store.claim(key, IdempotencyStore.fingerprint(body), bound);
-  } catch (err) {
-    throw ApiError.unavailable('idempotency store is unavailable, retry later', err);
-  }
+  const claim = await store.claim(key, IdempotencyStore.fingerprint(body), bound);
   if (claim.kind === 'mismatch')
     throw new ApiError(
       409,
@@ -98,6 +93,23 @@ async function claimOnce<R>(
 
 const notReady = () => ApiError.unavailable('NATS is unreachable, retry later');
 
+/**
+ * A rejection handler that frees a claimed key, then fails on: what the key guarded failed
+ * before anything was sent, so a retry with the key may send.
+ */
+const releasing =
+  (claim: { release(): Promise<void> }) =>
+  async (err: unknown): Promise<never> => {
+    await claim.release();
+    throw err;
+  };
+
+/** Answers a duplicate with the first request's answer. */
+function replay<R>(reply: FastifyReply, response: R): R {
+  reply.header('idempotent-replayed', 'true');
+  return response;
+}
+
 export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): Promise<void> {
   app.post(
     '/v1/messages',
@@ -113,6 +125,7 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
       },
       // The response is built here from typed results: plain JSON, no second validation.
       serializerCompiler: () => (data) => JSON.stringify(data),
+      config: { dependency: 'message routing' },
     },
     async (req, reply) => {
       if (!opts.ready()) throw notReady();
@@ -124,35 +137,23 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
         body,
         (body.ack ? body.ackTimeoutMs : 0) + opts.duplicateWaitMs,
       );
-      if (claim?.kind === 'replay') {
-        reply.header('idempotent-replayed', 'true');
-        return claim.response;
-      }
+      if (claim?.kind === 'replay') return replay(reply, claim.response);
       const id = body.id ?? newMessageId();
-      let response: SendMessageResponse;
-      try {
-        const results = await opts.router.send({
-          ...body,
-          id,
-          ...(req.apiKeyId === undefined ? {} : { owner: req.apiKeyId }),
-          to: Array.isArray(body.to) ? body.to : [body.to],
-        });
-        response = { id, results };
-      } catch (err) {
-        // The router fails only before anything was sent: a retry may send.
-        if (claim?.kind === 'claimed') await claim.release();
-        if (err instanceof MessageTooLargeError)
-          throw new ApiError(413, ErrorCodes.payloadTooLarge, err.message);
-        throw ApiError.unavailable('message routing is unavailable, retry later', err);
-      }
-      if (claim?.kind === 'claimed') {
-        await claim.commit(response).catch((err: unknown) => {
-          req.log.error(
-            { err, messageId: id },
-            'could not store the idempotent response; a retry may send again',
-          );
-        });
-      }
+      const sent = opts.router.send({
+        ...body,
+        id,
+        ...(req.apiKeyId === undefined ? {} : { owner: req.apiKeyId }),
+        to: Array.isArray(body.to) ? body.to : [body.to],
+      });
+      if (claim === undefined) return { id, results: await sent };
+      // The router fails only before anything was sent: the key is freed, a retry may send.
+      const response = { id, results: await sent.catch(releasing(claim)) };
+      await claim.commit(response).catch((err: unknown) => {
+        req.log.error(
+          { err, messageId: id },
+          'could not store the idempotent response; a retry may send again',
+        );
+      });
       return response;
     },
   );
@@ -169,6 +170,7 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
         body: BroadcastRequest,
         response: { 200: BroadcastResponse, ...errors },
       },
+      config: { dependency: 'broadcast' },
     },
     async (req, reply) => {
       if (!opts.ready()) throw notReady();
@@ -181,10 +183,7 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
         req.body,
         opts.duplicateWaitMs,
       );
-      if (claim?.kind === 'replay') {
-        reply.header('idempotent-replayed', 'true');
-        return claim.response;
-      }
+      if (claim?.kind === 'replay') return replay(reply, claim.response);
       const id = req.body.id ?? randomUUID();
       const payload = JSON.stringify({
         id,
@@ -201,14 +200,11 @@ export async function messageRoutes(app: HttpApp, opts: MessageRoutesOptions): P
           `the broadcast is larger than NATS carries (${maxPayload} bytes)`,
         );
       }
-      try {
-        opts.nc.publish(Subjects.broadcast, payload);
-        await opts.nc.flush();
-      } catch (err) {
-        // Published into the client's buffer, it may still go out once NATS is back: the
-        // claim stays pending, so a retry with the same key waits rather than sends again.
-        throw ApiError.unavailable('broadcast is unavailable, retry later', err);
-      }
+      // A failure here is a 503 that keeps the claim pending: published into the client's
+      // buffer, the broadcast may still go out once NATS is back, so a retry with the same
+      // key waits rather than broadcasts again.
+      opts.nc.publish(Subjects.broadcast, payload);
+      await opts.nc.flush();
       if (claim) {
         await claim.commit({ id }).catch((err: unknown) => {
           req.log.error({ err, messageId: id }, 'could not store the idempotent broadcast answer');

@@ -96,14 +96,10 @@ export async function statusRoutes(app: HttpApp, opts: StatusRoutesOptions): Pro
           503: ErrorBody,
         },
       },
+      config: { dependency: 'message status' },
     },
     async (req) => {
-      let records: StatusRecord[];
-      try {
-        records = await opts.readStatus(req.params.id);
-      } catch (err) {
-        throw ApiError.unavailable('message status is unavailable, retry later', err);
-      }
+      const records = await opts.readStatus(req.params.id);
       // Per API key: another key's records of the same id are not this caller's message.
       // Records from before owners were recorded carry none and stay readable.
       const owner = req.apiKeyId;

@@ -26,7 +26,7 @@ import {
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { type BuildAppOptions, buildApp } from '../../src/app.js';
-import type { Claim } from '../../src/idempotency-store.js';
+import { type Claim, IdempotencyUnavailableError } from '../../src/idempotency-store.js';
 import type {
   BroadcastLink,
   DeviceStore,
@@ -274,7 +274,7 @@ export class FakeIdempotency<R> implements IdempotencyClaims<R> {
   readonly claims: Array<{ key: string; fingerprint: string; waitTimeoutMs: number }> = [];
   readonly commits: Array<{ key: string; response: R }> = [];
   readonly releases: string[] = [];
-  /** When set, `claim` rejects with it (store unreachable). */
+  /** When set, `claim` rejects as the store does when its bucket fails (with this cause). */
   failure: Error | undefined;
   /** When set, `commit` rejects with it. */
   commitFailure: Error | undefined;
@@ -286,7 +286,7 @@ export class FakeIdempotency<R> implements IdempotencyClaims<R> {
 
   async claim(key: string, fingerprint: string, waitTimeoutMs: number): Promise<Claim<R>> {
     this.claims.push({ key, fingerprint, waitTimeoutMs });
-    if (this.failure) throw this.failure;
+    if (this.failure) throw new IdempotencyUnavailableError(this.failure);
     const deadline = Date.now() + waitTimeoutMs;
     for (;;) {
       const stored = this.#keys.get(key);
@@ -429,7 +429,7 @@ export type AppFakes = {
 export async function fakeApp(
   options: Partial<
     Pick<BuildAppOptions, 'bodyLimitBytes' | 'rateLimitPerMinute' | 'webhooks' | 'duplicateWaitMs'>
-  > & { router?: MessageRouter; nats?: FakeNats } = {},
+  > & { router?: MessageRouter; nats?: FakeNats; logger?: BuildAppOptions['logger'] } = {},
 ) {
   const fakes: AppFakes = {
     nats: options.nats ?? new FakeNats(),
@@ -450,7 +450,7 @@ export async function fakeApp(
     devices: fakes.devices,
     ...(options.webhooks ? { webhooks: options.webhooks } : {}),
     duplicateWaitMs: options.duplicateWaitMs ?? 1_000,
-    logger: log,
+    logger: options.logger ?? log,
     registry: new Registry(),
     readiness: { nats: () => fakes.ready.nats },
   });

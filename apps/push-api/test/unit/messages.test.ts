@@ -24,6 +24,8 @@ type App = Awaited<ReturnType<typeof fakeApp>>;
 const headers = { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` };
 const KEY_ID = apiKeyIdOf(API_KEY);
 const error = (code: string, message: string) => ({ error: { code, message } });
+/** Conditions here hold within a few event-loop turns: poll often. */
+const POLL = { interval: 2 };
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 /** Reuses one app per describe; clears what the fakes recorded before each test. */
@@ -367,7 +369,7 @@ describe('POST /v1/messages - idempotency', () => {
     const body = { to: 'u', event: 'e' };
     const release = t.router.hold();
     const first = post(body, { 'idempotency-key': 'k-running' });
-    await vi.waitFor(() => expect(t.router.sent).toHaveLength(1));
+    await vi.waitFor(() => expect(t.router.sent).toHaveLength(1), POLL);
     // The duplicate waits duplicateWaitMs (50 ms here) for the first answer, then gives up.
     const res = await post(body, { 'idempotency-key': 'k-running' });
     release();
@@ -384,10 +386,12 @@ describe('POST /v1/messages - idempotency', () => {
     const body = { to: 'u', event: 'e' };
     const release = t.router.hold();
     const first = post(body, { 'idempotency-key': 'k-concurrent' });
-    await vi.waitFor(() => expect(t.router.sent).toHaveLength(1));
+    await vi.waitFor(() => expect(t.router.sent).toHaveLength(1), POLL);
     const second = post(body, { 'idempotency-key': 'k-concurrent' });
-    await vi.waitFor(() =>
-      expect(t.idempotency.claims.filter((c) => c.key.endsWith(':k-concurrent'))).toHaveLength(2),
+    await vi.waitFor(
+      () =>
+        expect(t.idempotency.claims.filter((c) => c.key.endsWith(':k-concurrent'))).toHaveLength(2),
+      POLL,
     );
     release();
     const [a, b] = await Promise.all([first, second]);
