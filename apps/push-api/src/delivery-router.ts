@@ -14,6 +14,7 @@
  * presence read (mirror), no status write of its own (records are batched).
  */
 
+import { recordStatus } from '@switchboard/message-status';
 import type {
   FallbackNotification,
   PresenceView,
@@ -28,7 +29,6 @@ import {
   deliveryText,
   encodeDelivery,
   nodeSubject,
-  statusSubject,
 } from '@switchboard/protocol';
 import { runPool } from '@switchboard/runtime';
 import type { Logger } from 'pino';
@@ -417,20 +417,7 @@ export class DeliveryRouter {
       // Plain deliveries are batched; a send with fallbacks (already a JetStream write per
       // recipient) is recorded at once, so its record precedes what OS push records.
       if (this.#o.status && plain) this.#o.status.add(record);
-      else this.#publishRecord(record);
-    }
-  }
-
-  /**
-   * Writes one send record at once where the status stream stores it (as `recordStatus`
-   * of @switchboard/message-status does): a core publish, fire-and-forget. A lost record
-   * loses no message, so a failed publish (closed connection, too large) is ignored.
-   */
-  #publishRecord(record: SendRecord): void {
-    try {
-      this.#o.nc.publish(statusSubject(record.id), JSON.stringify(record));
-    } catch {
-      // See above: status never fails a delivery.
+      else recordStatus(this.#o.nc, record);
     }
   }
 

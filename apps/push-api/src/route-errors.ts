@@ -11,13 +11,17 @@
  * - `MessageTooLargeError` (the router): 413 `payload_too_large`, with its message;
  * - `TooManyDevicesError` (the device registry): 409 `conflict`, with its message;
  * - `IdempotencyUnavailableError` (the idempotency store): 503, "idempotency store";
- * - anything else is the route's dependency failing: 503 `unavailable` with Retry-After,
- *   "<the route's `config.dependency`> is unavailable, retry later", its cause logged.
+ * - NATS or JetStream failing under the route (`isNatsUnavailable`: unreachable, timed out,
+ *   nobody serving, compare-and-set retries exhausted): 503 `unavailable` with Retry-After,
+ *   "<the route's `config.dependency`> is unavailable, retry later", its cause logged;
+ * - anything else is a bug of ours, not an outage: passed on, so it answers 500 and is
+ *   logged as an error (telling a caller to retry a bug would hide it).
  *
  * Mapping on the way out costs the happy path nothing: no wrapper, no extra await.
  */
 import { TooManyDevicesError } from '@switchboard/device-registry';
 import { ApiError } from '@switchboard/http';
+import { isNatsUnavailable } from '@switchboard/nats';
 import { ErrorCodes } from '@switchboard/protocol';
 import type { FastifyError, FastifyRequest } from 'fastify';
 import { MessageTooLargeError } from './delivery-router.js';
@@ -42,7 +46,7 @@ export function toApiError(err: unknown, dependency: string | undefined): unknow
     return new ApiError(409, ErrorCodes.conflict, err.message);
   if (err instanceof IdempotencyUnavailableError)
     return unavailable('idempotency store', err.cause);
-  if (dependency === undefined || isFastifys(err)) return err;
+  if (dependency === undefined || isFastifys(err) || !isNatsUnavailable(err)) return err;
   return unavailable(dependency, err);
 }
 

@@ -36,7 +36,7 @@ export type SendStatusRecord = SendRecord;
  * Records one status event. Fire-and-forget (core publish into the stream): status must
  * never slow down or fail a delivery, and a lost status record loses no message.
  */
-export function recordStatus(nc: NatsConnection, record: StatusRecord): boolean {
+export function recordStatus(nc: Pick<NatsConnection, 'publish'>, record: StatusRecord): boolean {
   const userId = record.kind === 'send' ? undefined : record.userId;
   try {
     nc.publish(statusSubject(record.id, userId), JSON.stringify(record));

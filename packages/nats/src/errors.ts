@@ -2,15 +2,17 @@
  * Reading NATS' and JetStream's answers by type and API code, never by message text: the
  * client's error classes and JetStream's error codes are its contract, its wording is not.
  */
-import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, JetStreamError } from '@nats-io/jetstream';
 import { jserrors } from '@nats-io/jetstream/internal';
 import {
   AuthorizationError,
   ClosedConnectionError,
   NoRespondersError,
+  errors as natsErrors,
   RequestError,
   TimeoutError,
 } from '@nats-io/transport-node';
+import { RequestMuxClosedError } from './request-mux.js';
 
 /** True for a JetStream API error answer, with that error code when one is given. */
 export function isJetStreamError(err: unknown, code?: number): err is JetStreamApiError {
@@ -73,4 +75,25 @@ export class CasRetriesExhaustedError extends Error {
     super(`${key}: ${attempts} compare-and-set attempts all lost to concurrent writers`);
     this.name = 'CasRetriesExhaustedError';
   }
+}
+
+/**
+ * True for a failure of NATS or JetStream themselves (not reachable, timed out, nobody
+ * serving, refused by the server, the connection closing, a compare-and-set that kept
+ * losing): what a caller answers with "unavailable, retry later". Anything else (a bad
+ * argument, a bug of ours) is not, and must not be reported as an outage.
+ */
+export function isNatsUnavailable(err: unknown): boolean {
+  if (err instanceof CasRetriesExhaustedError || err instanceof RequestMuxClosedError) return true;
+  if (
+    err instanceof natsErrors.InvalidArgumentError ||
+    err instanceof natsErrors.InvalidSubjectError
+  )
+    return false;
+  if (Object.values(natsErrors).some((type) => err instanceof type)) return true;
+  return (
+    err instanceof JetStreamError ||
+    err instanceof JetStreamApiError ||
+    err instanceof jserrors.JetStreamNotEnabled
+  );
 }

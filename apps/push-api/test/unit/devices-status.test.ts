@@ -2,6 +2,7 @@
  * The device registry routes and `GET /v1/messages/:id` through the real app over fakes
  * and `inject()`: what each answers, and the exact answer when its store fails.
  */
+import { NoRespondersError, TimeoutError } from '@nats-io/transport-node';
 import { apiKeyIdOf } from '@switchboard/http';
 import type { StatusRecord } from '@switchboard/protocol';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -114,7 +115,7 @@ describe('device routes', () => {
   });
 
   it('devices - the registry unreachable is a 503 with Retry-After on every route', async () => {
-    t.devices.failure = new Error('KV: timeout');
+    t.devices.failure = new TimeoutError();
     const answers = await Promise.all([
       put('carol', 'p', { platform: 'fcm', token: FCM_TOKEN }),
       t.app.inject({ method: 'DELETE', url: '/v1/users/carol/devices/p', headers: auth }),
@@ -198,7 +199,7 @@ describe('GET /v1/messages/:id', () => {
   });
 
   it('status - the stream unreachable is a 503 with Retry-After', async () => {
-    t.status.failure = new Error('JetStream: no responders');
+    t.status.failure = new NoRespondersError('$JS.API.STREAM.MSG.GET.PUSH_STATUS');
     const res = await get('m-1');
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('1');

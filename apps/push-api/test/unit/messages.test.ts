@@ -3,6 +3,7 @@
  * `inject()`: validation names the field, every failure of a dependency has its exact
  * answer, and idempotency keys are claimed, replayed, released or kept as the route says.
  */
+import { ClosedConnectionError, TimeoutError } from '@nats-io/transport-node';
 import { apiKeyIdOf } from '@switchboard/http';
 import { Subjects } from '@switchboard/protocol';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -239,7 +240,7 @@ describe('POST /v1/messages - sending', () => {
   });
 
   it('send - the router failing (presence unreadable) is a 503 with Retry-After, no internals', async () => {
-    t.router.failure = new Error('KV read timed out at 10.0.0.7');
+    t.router.failure = new TimeoutError();
     const res = await post({ to: 'u', event: 'e' });
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('1');
@@ -414,7 +415,7 @@ describe('POST /v1/messages - idempotency', () => {
 
   it('idempotency - a router failure releases the key: the retry sends', async () => {
     const body = { to: 'u', event: 'e' };
-    t.router.failure = new Error('presence unreadable');
+    t.router.failure = new TimeoutError();
     const failed = await post(body, { 'idempotency-key': 'k-retry' });
     expect(failed.statusCode).toBe(503);
     expect(t.idempotency.releases).toContain(`${KEY_ID}:k-retry`);
@@ -512,7 +513,7 @@ describe('POST /v1/broadcast', () => {
   ] as const)(
     'broadcast - %s failing is a 503; the key stays claimed (it may still go out)',
     async (_name, failure) => {
-      t.nats[failure] = new Error('connection closed');
+      t.nats[failure] = new ClosedConnectionError();
       const res = await post({ event: 'e' }, { 'idempotency-key': `b-${failure}` });
       expect(res.statusCode).toBe(503);
       expect(res.headers['retry-after']).toBe('1');

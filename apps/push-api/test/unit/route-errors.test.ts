@@ -2,7 +2,9 @@
  * The one place that says what a route's failure answers (route-errors.ts), and the typed
  * failure of the idempotency store it relies on.
  */
+
 import { Writable } from 'node:stream';
+import { ClosedConnectionError, NoRespondersError, TimeoutError } from '@nats-io/transport-node';
 import { TooManyDevicesError } from '@switchboard/device-registry';
 import { ApiError } from '@switchboard/http';
 import { pino } from 'pino';
@@ -60,8 +62,8 @@ describe('toApiError', () => {
     expect((idem as ApiError).cause).toBe(cause);
   });
 
-  it('anything else is the route’s dependency failing: 503 naming it, the error as its cause', () => {
-    const err = new Error('connection closed');
+  it('NATS failing under a route is its dependency failing: 503 naming it, the error as its cause', () => {
+    const err = new ClosedConnectionError();
     const mapped = toApiError(err, 'broadcast');
     expect(answer(mapped)).toEqual({
       status: 503,
@@ -72,6 +74,16 @@ describe('toApiError', () => {
     expect((mapped as ApiError).cause).toBe(err);
     // A route that names no dependency: left to the shared handler (500 internal).
     expect(toApiError(err, undefined)).toBe(err);
+    for (const nats of [new TimeoutError(), new NoRespondersError('push.v1.node.e1')])
+      expect(answer(toApiError(nats, 'message routing'))).toMatchObject({ status: 503 });
+  });
+
+  it('a bug is not an outage: left to the shared handler (500), never "retry later"', () => {
+    for (const bug of [
+      new TypeError("Cannot read properties of undefined (reading 'id')"),
+      new Error('x'),
+    ])
+      expect(toApiError(bug, 'message routing')).toBe(bug);
   });
 });
 
@@ -104,7 +116,7 @@ describe('a failed dependency, through the app', () => {
     });
     const t = await fakeApp({ logger: pino({ level: 'warn' }, sink) });
     try {
-      t.devices.failure = new Error('KV read timed out at 10.0.0.7');
+      t.devices.failure = new TimeoutError({ cause: new Error('KV read timed out at 10.0.0.7') });
       const res = await t.app.inject({
         url: '/v1/users/u/devices',
         headers: { authorization: `Bearer ${API_KEY}` },
@@ -112,7 +124,11 @@ describe('a failed dependency, through the app', () => {
       expect(res.statusCode).toBe(503);
       expect(res.body).not.toContain('10.0.0.7');
       expect(lines.map((l) => [l.level, l.msg, l.err?.message])).toEqual([
-        [50, 'the device registry is unavailable, retry later', 'KV read timed out at 10.0.0.7'],
+        [
+          50,
+          'the device registry is unavailable, retry later',
+          'timeout: KV read timed out at 10.0.0.7',
+        ],
       ]);
     } finally {
       await t.app.close();
