@@ -7,5 +7,6 @@ export * from './nats-server.js';
 export * from './ports.js';
 export * from './prometheus.js';
 export * from './socket-client.js';
+export * from './stack.js';
 export * from './tokens.js';
 export * from './wait-for.js';
