@@ -1,15 +1,13 @@
 /** Builds and starts the push API from its config: what `main.ts` runs and tests reuse. */
-import type { AddressInfo } from 'node:net';
-import type { NatsConnection } from '@nats-io/transport-node';
 import { DeviceRegistry, openDevicesBucket } from '@switchboard/device-registry';
 import { ensureFallbackStream, FallbackQueue } from '@switchboard/fallback-queue';
 import type { HttpApp } from '@switchboard/http';
 import { createMetricsRegistry, natsConnectedGauge } from '@switchboard/http';
 import { ensureStatusStream, readStatus, StatusBatcher } from '@switchboard/message-status';
-import { ConnectionHealth, connectNats, RequestMux } from '@switchboard/nats';
+import { ConnectionHealth, RequestMux } from '@switchboard/nats';
 import { openPresenceReader, PresenceMirror } from '@switchboard/presence-registry';
 import type { SendMessageResponse } from '@switchboard/protocol';
-import type { StartContext } from '@switchboard/runtime';
+import { listenOn, type Running, type StartContext, startOnNats } from '@switchboard/runtime';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { buildApp } from './app.js';
@@ -18,25 +16,14 @@ import { DeliveryRouter } from './delivery-router.js';
 import { IdempotencyStore, openIdempotencyBucket } from './idempotency-store.js';
 import { createRouterMetrics } from './metrics.js';
 
-export type RunningPushApi = {
-  app: HttpApp;
-  nc: NatsConnection;
-  url: string;
-  stop(): Promise<void>;
-};
+export type RunningPushApi = Running<{ app: HttpApp; url: string; stop(): Promise<void> }>;
 
-export async function startPushApi(
+export function startPushApi(
   config: PushApiConfig,
   log: Logger,
   context?: StartContext,
 ): Promise<RunningPushApi> {
-  const nc = await connectNats({
-    ...config.nats,
-    name: 'push-api',
-    log,
-    ...(context ? { onWaiting: context.waiting } : {}),
-  });
-  try {
+  return startOnNats({ name: 'push-api', config, log, context }, async (nc) => {
     const health = new ConnectionHealth(nc);
     await ensureFallbackStream(nc, { replicas: config.nats.replicas });
     await ensureStatusStream(nc, { replicas: config.nats.replicas });
@@ -100,20 +87,6 @@ export async function startPushApi(
       mirror.stop();
       leases.stop();
     });
-    await context?.beforeListen();
-    await app.listen({ port: config.port, host: config.host });
-    const { port } = app.server.address() as AddressInfo;
-    return {
-      app,
-      nc,
-      url: `http://127.0.0.1:${port}`,
-      async stop() {
-        await app.close();
-        await nc.drain();
-      },
-    };
-  } catch (err) {
-    await nc.close();
-    throw err;
-  }
+    return { app, url: await listenOn(app, config, context), stop: () => app.close() };
+  });
 }
