@@ -97,7 +97,7 @@ describe('browser end to end', () => {
       [stack.edgeUrl(0), token],
     );
     expect(socketId).toBeTruthy();
-    await stack.edges[0]!.node.flushPresence();
+    await stack.waitForPresence('browser-user', 0);
 
     const res = await stack.post('/v1/messages', {
       to: 'browser-user',

@@ -12,7 +12,7 @@ describe('send deadline', () => {
   let stack: Stack;
   beforeAll(async () => {
     stack = await Stack.start({
-      edges: 1,
+      edges: 0,
       env: { SEND_TIMEOUT_MS: '2000', FALLBACK_RETRY_MS: '60000' },
     });
   });

@@ -6,7 +6,7 @@ import { SECOND_API_KEY, Stack } from './support/stack.js';
 describe('push-api rate limit', () => {
   let stack: Stack;
   beforeAll(async () => {
-    stack = await Stack.start({ edges: 1, env: { RATE_LIMIT_PER_MINUTE: '3' } });
+    stack = await Stack.start({ edges: 0, env: { RATE_LIMIT_PER_MINUTE: '3' } });
   });
   afterAll(() => stack?.close());
 

@@ -131,8 +131,8 @@ describe('push-api routing', () => {
   it('routing - a user who disconnected is offline again', async () => {
     const socket = await stack.client('dave', 0);
     socket.close();
+    await stack.waitForPresence('dave', 0, 0);
     await waitFor(async () => {
-      await stack.edges[0]!.node.flushPresence();
       const res = await stack.post('/v1/messages', { to: 'dave', event: 'x', data: 1 });
       return (await res.json()).results[0].status === 'dropped';
     });

@@ -7,7 +7,7 @@ describe('webhook registration', () => {
   let stack: Stack;
   beforeAll(async () => {
     stack = await Stack.start({
-      edges: 1,
+      edges: 0,
       env: { WEBHOOK_ALLOWED_HOSTS: 'hooks.example.com,hooks.example.com:8443' },
     });
   });

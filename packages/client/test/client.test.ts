@@ -293,10 +293,10 @@ describe('client against the real stack', () => {
   it('close - stops everything: state disconnected, the edge sees the user leave', async () => {
     const r = client('closer');
     await connected(r);
-    const before = stack.edges[0]!.node.connections;
+    const before = await stack.edges[0]!.connections();
     r.client.close();
     expect(r.client.state).toBe('disconnected');
     expect(r.states.at(-1)).toEqual({ state: 'disconnected', reason: 'closed' });
-    await waitFor(() => stack.edges[0]!.node.connections === before - 1);
+    await waitFor(async () => (await stack.edges[0]!.connections()) === before - 1);
   });
 });

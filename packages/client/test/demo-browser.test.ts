@@ -10,13 +10,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { RunningPresence } from '@switchboard/presence/start-presence';
-import { collect, connectClient, waitFor } from '@switchboard/testkit';
+import { collect, connectClient, type RunningApp, waitFor } from '@switchboard/testkit';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoServer } from '../../../scripts/demo-server.mjs';
 import { DEV_SECRETS } from '../../../scripts/dev-secrets.mjs';
-import { API_KEY, SECRET, Stack, startStackPresence } from './support.js';
+import { API_KEY, SECRET, Stack } from './support.js';
 
 const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
   (p) => p && existsSync(p),
@@ -36,7 +35,7 @@ type Row = { id: string; event: string; ack: string; latency: string; data: stri
 
 describe('demo page in a browser', () => {
   let stack: Stack;
-  let presence: RunningPresence;
+  let presence: RunningApp;
   let demo: { url: string; close(): Promise<void> };
   let browser: Browser;
   let page: Page;
@@ -51,8 +50,8 @@ describe('demo page in a browser', () => {
       );
     // The page uses the development key, as with `npm start` (the screenshot shows it).
     const keys = `${API_KEY},${DEV_SECRETS.apiKey}`;
-    stack = await Stack.start({ edges: 2, env: { API_KEYS: keys } });
-    presence = await startStackPresence(stack, keys);
+    stack = await Stack.start({ edges: 2, env: { API_KEYS: keys }, presence: { API_KEYS: keys } });
+    presence = stack.presence!;
     urls = [stack.edgeUrl(0), stack.edgeUrl(1)];
     demo = await startDemoServer({
       port: 0,
@@ -86,7 +85,6 @@ describe('demo page in a browser', () => {
   afterAll(async () => {
     await browser?.close();
     await demo?.close();
-    await presence?.stop().catch(() => {});
     await stack?.close();
   });
 

@@ -1,6 +1,6 @@
 /**
- * The client tests' rig: the push API's real test stack (nats-server, edges, push API) and,
- * for the demo, the presence service next to it; helpers that record a client's states.
+ * The client tests' rig: testkit's {@link Stack} (nats-server, edges, the push API and, for
+ * the demo, presence, each as its own process); helpers that record a client's states.
  */
 import {
   type ClientOptions,
@@ -10,31 +10,14 @@ import {
   type StateChange,
   type SwitchboardClient,
 } from '@switchboard/client';
-import { loadConfig as loadPresenceConfig } from '@switchboard/presence/config';
-import { type RunningPresence, startPresence } from '@switchboard/presence/start-presence';
 import { waitFor } from '@switchboard/testkit';
-import { API_KEY, log, type Stack } from '../../../apps/push-api/test/support/stack.js';
 
 export {
-  API_KEY,
-  SECRET,
+  STACK_API_KEY as API_KEY,
+  STACK_SECRET as SECRET,
   Stack,
   type StackOptions,
-} from '../../../apps/push-api/test/support/stack.js';
-
-/** The presence service on its own port, on the stack's NATS, with the stack's API key. */
-export function startStackPresence(stack: Stack, apiKeys = API_KEY): Promise<RunningPresence> {
-  return startPresence(
-    loadPresenceConfig({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      NATS_URL: stack.nats.url,
-      API_KEYS: apiKeys,
-      LEASE_TTL_MS: String(stack.leaseTtlMs),
-    }),
-    log,
-  );
-}
+} from '@switchboard/testkit';
 
 /** A client with everything it reports recorded. */
 export type Recorded<E extends EventMap = EventMap> = {

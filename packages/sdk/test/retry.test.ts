@@ -14,8 +14,7 @@ import {
 } from '@switchboard/sdk';
 import { collect, type Received } from '@switchboard/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Stack } from '../../../apps/push-api/test/support/stack.js';
-import { API_KEY, arrived, errorBody, LossyProxy, StubServer } from './support.js';
+import { API_KEY, arrived, errorBody, LossyProxy, Stack, StubServer } from './support.js';
 
 const fast = { max: 3, minDelayMs: 50, maxDelayMs: 3_000 };
 

@@ -185,7 +185,7 @@ describe('sdk against the real stack', () => {
     const online = await sb.presence.get('sdk-presence-1');
     expect(online).toMatchObject({ userId: 'sdk-presence-1', online: true, connections: 1 });
     expect(online.nodes).toEqual([
-      { nodeId: rig.stack.edges[1]!.node.nodeId, connections: 1, since: expect.any(Number) },
+      { nodeId: rig.stack.edges[1]!.nodeId, connections: 1, since: expect.any(Number) },
     ]);
     socket.close();
     const offline = await waitFor(async () => {
@@ -305,7 +305,7 @@ describe('sdk against the real stack', () => {
     expect(r!.userId).toBe('sdk-status-1');
     expect(r!.status).toBe('delivered');
     expect(r!.timeline.map((t) => t.step)).toEqual(['accepted', 'routed', 'delivered']);
-    expect(r!.timeline[1]!.nodeId).toBe(rig.stack.edges[0]!.node.nodeId);
+    expect(r!.timeline[1]!.nodeId).toBe(rig.stack.edges[0]!.nodeId);
   });
 
   it('messages.status - an unknown id is a typed 404, not retried', async () => {

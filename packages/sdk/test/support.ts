@@ -1,48 +1,25 @@
 /**
- * The SDK tests' rig: the push API's real test stack (nats-server, edges, push API) plus the
- * presence service on its own port, a proxy that can lose responses, and a scripted stub.
+ * The SDK tests' rig: testkit's {@link Stack} (nats-server, edges, the push API and presence,
+ * each as its own process), a proxy that can lose responses, and a scripted stub.
  */
 import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { loadConfig as loadPresenceConfig } from '@switchboard/presence/config';
-import { type RunningPresence, startPresence } from '@switchboard/presence/start-presence';
 import type { Received } from '@switchboard/testkit';
-import { waitFor } from '@switchboard/testkit';
-import {
-  API_KEY,
-  log,
+import { Stack, type StackOptions, waitFor } from '@switchboard/testkit';
+
+export {
+  STACK_API_KEY as API_KEY,
+  STACK_SECOND_API_KEY as SECOND_API_KEY,
   Stack,
-  type StackOptions,
-} from '../../../apps/push-api/test/support/stack.js';
+} from '@switchboard/testkit';
 
-export { API_KEY, SECOND_API_KEY } from '../../../apps/push-api/test/support/stack.js';
-
-/** A {@link Stack} with the presence service next to it (same NATS, same API keys). */
+/** A {@link Stack} with the presence service next to it (same NATS, same API key). */
 export class SdkStack {
-  private constructor(
-    readonly stack: Stack,
-    readonly presence: RunningPresence,
-  ) {}
+  private constructor(readonly stack: Stack) {}
 
   static async start(options: StackOptions = {}): Promise<SdkStack> {
-    const stack = await Stack.start(options);
-    try {
-      const presence = await startPresence(
-        loadPresenceConfig({
-          PORT: '0',
-          HOST: '127.0.0.1',
-          NATS_URL: stack.nats.url,
-          API_KEYS: API_KEY,
-          LEASE_TTL_MS: String(stack.leaseTtlMs),
-        }),
-        log,
-      );
-      return new SdkStack(stack, presence);
-    } catch (err) {
-      await stack.close();
-      throw err;
-    }
+    return new SdkStack(await Stack.start({ ...options, presence: options.presence ?? true }));
   }
 
   get apiUrl(): string {
@@ -50,12 +27,11 @@ export class SdkStack {
   }
 
   get presenceUrl(): string {
-    return this.presence.url;
+    return this.stack.presenceUrl;
   }
 
-  async close(): Promise<void> {
-    await this.presence?.stop().catch(() => {});
-    await this.stack.close();
+  close(): Promise<void> {
+    return this.stack.close();
   }
 }
 
