@@ -7,7 +7,7 @@ describe('presence events, drain and the NATS query service', () => {
   let rig: PresenceRig;
   beforeAll(async () => {
     rig = await PresenceRig.start();
-    for (const nodeId of ['ev-1', 'ev-2', 'ev-drain']) await rig.addEdge(nodeId);
+    await rig.addEdges('ev-1', 'ev-2', 'ev-drain');
   });
   afterAll(() => rig?.close());
 

@@ -26,7 +26,7 @@ describe('presence model edges', () => {
   it('lapse - an edge cut off from NATS for longer than the TTL comes back under a new epoch with its users re-registered', async () => {
     const edge = await rig.addEdge('lapser');
     await rig.client('patient', rig.edges.indexOf(edge));
-    const before = edge.node.epoch;
+    const before = (await rig.lease('lapser'))!.epoch;
     expect((await rig.entry('patient'))?.nodes.lapser?.epoch).toBe(before);
     await rig.nats.kill();
     // Readers judge the lease dead after a TTL without heartbeats.
@@ -36,7 +36,7 @@ describe('presence model edges', () => {
       timeoutMs: 15_000,
       message: 'user routable again after the outage',
     });
-    const after = edge.node.epoch;
+    const after = (await rig.lease('lapser'))!.epoch;
     expect(after).not.toBe(before);
     expect((await rig.entry('patient'))?.nodes.lapser?.epoch).toBe(after);
     // The old epoch is dead for readers: its entries can never count again.

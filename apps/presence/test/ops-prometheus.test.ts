@@ -12,25 +12,21 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { loadConfig as loadOsPushConfig } from '@switchboard/os-push/config';
-import { type RunningOsPush, startOsPush } from '@switchboard/os-push/start-os-push';
 import { Subjects } from '@switchboard/protocol';
 import {
+  STACK_API_KEY as API_KEY,
   connectClient,
   http,
   mintToken,
   PrometheusServer,
   type PromSample,
+  STACK_SECRET as SECRET,
+  Stack,
   waitFor,
 } from '@switchboard/testkit';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEY, SECRET, Stack } from '../../push-api/test/support/stack.js';
-import { loadConfig } from '../src/config.js';
-import { type RunningPresence, startPresence } from '../src/start-presence.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const PRESENCE_KEY = 'ops-test-presence-key-0123';
 
 type Target = { refId: string; expr: string };
@@ -51,8 +47,6 @@ const pendingOf = (p: Panel) =>
   [...(p.description ?? '').matchAll(/^Pending metric: (\S+)/gm)].map((m) => m[1]!);
 
 let stack: Stack;
-let presence: RunningPresence;
-let osPush: RunningOsPush;
 let prometheus: PrometheusServer;
 let spy: NatsConnection;
 
@@ -98,28 +92,14 @@ function scrapedAFewTimes(): Promise<void> {
 
 describe('operations: Prometheus scraping the running stack', () => {
   beforeAll(async () => {
-    stack = await Stack.start({ edges: 2 });
-    const natsUrl = stack.nats.url;
-    presence = await startPresence(
-      loadConfig({
-        PORT: '0',
-        HOST: '127.0.0.1',
-        NATS_URL: natsUrl,
-        API_KEYS: PRESENCE_KEY,
-        LEASE_TTL_MS: String(stack.leaseTtlMs),
-      }),
-      log,
-    );
-    osPush = await startOsPush(
-      loadOsPushConfig({
-        PORT: '0',
-        HOST: '127.0.0.1',
-        NATS_URL: natsUrl,
-        // Every platform "sends" through the log provider: accepted.
-        OS_PUSH_UNCONFIGURED: 'log',
-      }),
-      log,
-    );
+    // Every app a process; OS push "sends" every platform through the log provider: accepted.
+    stack = await Stack.start({
+      edges: 2,
+      presence: { API_KEYS: PRESENCE_KEY },
+      osPush: { OS_PUSH_UNCONFIGURED: 'log' },
+    });
+    const presenceUrl = stack.presenceUrl;
+    const osPush = stack.osPush!;
     prometheus = await PrometheusServer.start({
       intervalSeconds: 1,
       ruleFiles: [`${root}infra/prometheus/alerts.yml`],
@@ -129,14 +109,16 @@ describe('operations: Prometheus scraping the running stack', () => {
           targets: stack.edges.map((_, i) => hostPort(stack.edgeUrl(i))),
         },
         { job: 'switchboard-push-api', targets: [hostPort(stack.apiUrl)] },
-        { job: 'switchboard-presence', targets: [hostPort(presence.url)] },
+        { job: 'switchboard-presence', targets: [hostPort(presenceUrl)] },
         { job: 'switchboard-os-push', targets: [hostPort(osPush.url)] },
       ],
     });
     spy = await stack.connect('ops-test');
 
     // Known traffic.
-    await waitFor(() => presence.leader.isLeader, { message: 'presence never led' });
+    await waitFor(async () => (await stack.presence!.metric('switchboard_presence_leader')) === 1, {
+      message: 'presence never led',
+    });
     const alice = await stack.client('alice', 0);
     await stack.client('bob', 1);
     // A token that expires in 2 s: the edge closes the socket (reason expired).
@@ -169,22 +151,25 @@ describe('operations: Prometheus scraping the running stack', () => {
       });
       expect(res.status).toBe(200);
     }
-    const view = await http(`${presence.url}/v1/presence/alice`, {
+    const view = await http(`${presenceUrl}/v1/presence/alice`, {
       headers: { authorization: `Bearer ${PRESENCE_KEY}` },
     });
     expect(await view.json()).toMatchObject({ online: true });
     const reply = await spy.request(Subjects.presenceQuery, JSON.stringify({ userId: 'bob' }));
     expect(reply.json()).toMatchObject({ online: true });
-    await waitFor(() => osPush.worker.stats.acked >= 1, {
-      timeoutMs: 10_000,
-      message: 'OS push never finished the fallback message',
-    });
+    await waitFor(
+      async () =>
+        ((await osPush.metric('switchboard_os_push_messages_total', { outcome: 'acked' })) ?? 0) >=
+        1,
+      {
+        timeoutMs: 10_000,
+        message: 'OS push never finished the fallback message',
+      },
+    );
   });
 
   afterAll(async () => {
     await prometheus?.stop();
-    await osPush?.stop().catch(() => {});
-    await presence?.stop().catch(() => {});
     await stack?.close();
   });
 

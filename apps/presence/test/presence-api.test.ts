@@ -6,8 +6,7 @@ describe('presence API', () => {
   let rig: PresenceRig;
   beforeAll(async () => {
     rig = await PresenceRig.start();
-    await rig.addEdge('p-edge-1');
-    await rig.addEdge('p-edge-2');
+    await rig.addEdges('p-edge-1', 'p-edge-2');
   });
   afterAll(() => rig?.close());
 

@@ -1,21 +1,20 @@
 /**
- * The presence tests' rig: a real nats-server, the presence service in-process, edges
- * in-process or as real processes, Socket.IO clients, and a recorder of presence events.
+ * The presence tests' rig: a real nats-server, the presence service in-process, edges as
+ * real processes, Socket.IO clients, and a recorder of presence events. What the edges hold
+ * is read from outside: the `presence-users` and `presence-nodes` buckets.
  */
-import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { loadConfig as loadEdgeConfig } from '@switchboard/edge/config';
-import { type RunningEdge, startEdge } from '@switchboard/edge/start-edge';
-import type { PresenceEvent, PresenceView, UserEntry } from '@switchboard/protocol';
-import { Buckets, encodeUserKey, Subjects } from '@switchboard/protocol';
+import type { NodeLease, PresenceEvent, PresenceView, UserEntry } from '@switchboard/protocol';
+import { Subjects } from '@switchboard/protocol';
 import {
-  AppProcess,
+  type AppProcess,
   type ClientSocket,
   connectClient,
-  freePort,
+  EdgeProcess,
   http,
   mintToken,
   NatsServer,
+  PresenceBuckets,
   type TestResponse,
   waitFor,
 } from '@switchboard/testkit';
@@ -28,12 +27,15 @@ export const API_KEY = 'presence-test-api-key-0123';
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 export class PresenceRig {
-  readonly edges: RunningEdge[] = [];
-  readonly processes: AppProcess[] = [];
+  /** Edges of `addEdge`, by index. */
+  readonly edges: EdgeProcess[] = [];
+  /** Every edge started here (`addEdge` and `spawnEdge`). */
+  readonly processes: EdgeProcess[] = [];
   readonly clients: ClientSocket[] = [];
   readonly events: PresenceEvent[] = [];
   presence!: RunningPresence;
   spy!: NatsConnection;
+  buckets!: PresenceBuckets;
 
   private constructor(
     readonly nats: NatsServer,
@@ -67,86 +69,108 @@ export class PresenceRig {
       },
     });
     await rig.spy.flush();
+    rig.buckets = new PresenceBuckets(rig.spy);
     return rig;
   }
 
-  #edgeEnv(nodeId: string, port: number): Record<string, string> {
-    return {
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      NODE_ID: nodeId,
-      NATS_URL: this.nats.url,
-      AUTH_JWT_SECRET: SECRET,
-      LEASE_TTL_MS: String(this.leaseTtlMs),
-      ...this.edgeEnv,
-    };
+  #startEdge(nodeId: string, port?: number): Promise<EdgeProcess> {
+    return EdgeProcess.start({
+      nodeId,
+      natsUrl: this.nats.url,
+      secret: SECRET,
+      leaseTtlMs: this.leaseTtlMs,
+      env: this.edgeEnv,
+      ...(port === undefined ? {} : { port }),
+    }).then((edge) => {
+      this.processes.push(edge);
+      return edge;
+    });
   }
 
-  /** An edge in this process; its URL is `edgeUrl(i)` with `i` its index in `edges`. */
-  async addEdge(nodeId: string): Promise<RunningEdge> {
-    const edge = await startEdge(loadEdgeConfig(this.#edgeEnv(nodeId, 0)), log);
+  /** An edge process; its URL is `edgeUrl(i)` with `i` its index in `edges`. */
+  async addEdge(nodeId: string): Promise<EdgeProcess> {
+    const edge = await this.#startEdge(nodeId);
     this.edges.push(edge);
     return edge;
   }
 
-  /** An edge as its own process (for kill -9). */
+  /** Edge processes started side by side, appended to `edges` in this order. */
+  async addEdges(...nodeIds: string[]): Promise<EdgeProcess[]> {
+    const started = await Promise.all(nodeIds.map((id) => this.#startEdge(id)));
+    this.edges.push(...started);
+    return started;
+  }
+
+  /** An edge process outside `edges` (for kill -9, SIGSTOP, a restart on `port`). */
   async spawnEdge(
     nodeId: string,
     port?: number,
   ): Promise<{ edge: AppProcess; url: string; port: number }> {
-    const p = port ?? (await freePort());
-    const edge = await AppProcess.spawn('edge', {
-      env: this.#edgeEnv(nodeId, p),
-      readyUrl: `http://127.0.0.1:${p}/readyz`,
-    });
-    this.processes.push(edge);
-    return { edge, url: `http://127.0.0.1:${p}`, port: p };
+    const edge = await this.#startEdge(nodeId, port);
+    return { edge: edge.process, url: edge.url, port: edge.port };
   }
 
   edgeUrl(i: number): string {
-    return `http://127.0.0.1:${this.edges[i]!.node.port}`;
+    return this.edges[i]!.url;
   }
 
-  /** Connects `userId` to an in-process edge (by index) or any URL. */
+  /**
+   * Connects `userId` to an edge of `edges` (by index) or any URL. Through an index, it
+   * resolves once `presence-users` counts the connection on that node.
+   */
   async client(userId: string, edge: number | string): Promise<ClientSocket> {
     const url = typeof edge === 'number' ? this.edgeUrl(edge) : edge;
     const s = await connectClient(url, { token: await mintToken({ sub: userId, secret: SECRET }) });
     this.clients.push(s);
     if (typeof edge === 'number') {
-      this.#localClients.add(s);
-      await this.edges[edge]!.node.flushPresence();
+      const nodeId = this.edges[edge]!.nodeId;
+      this.#onEdges.set(s, { userId, nodeId });
+      await this.buckets.waitFor(userId, nodeId, this.#held(userId, nodeId));
     }
     return s;
   }
 
+  /** Connected clients of `userId` on `nodeId` made by `client(userId, index)`. */
+  #held(userId: string, nodeId: string): number {
+    let n = 0;
+    for (const c of this.clients) {
+      const at = this.#onEdges.get(c);
+      if (c.connected && at?.userId === userId && at.nodeId === nodeId) n++;
+    }
+    return n;
+  }
+
   /**
-   * Waits for in-process edges' writes and the events they cause, on conditions: every
-   * client closed here has left its edge, every edge's presence writes are stored, and a
-   * sentinel user's online and offline events (emitted in stream order after everything
-   * before them) have arrived.
+   * Waits until what the clients made through `edges` did is stored and its events are
+   * out, on conditions: `presence-users` counts, for every user and node they touched,
+   * exactly the clients still connected there; then a sentinel user's online and offline
+   * events (emitted in stream order after everything before them) have arrived.
    */
   async settle(): Promise<void> {
-    const local = this.clients.filter((c) => this.#localClients.has(c));
-    await waitFor(
-      () =>
-        this.edges.reduce((n, e) => n + e.node.connections, 0) ===
-        local.filter((c) => c.connected).length,
-      { message: 'closed clients still held by their edges' },
+    const pairs = new Map<string, { userId: string; nodeId: string }>();
+    for (const c of this.clients) {
+      const at = this.#onEdges.get(c);
+      if (at) pairs.set(`${at.userId}\n${at.nodeId}`, at);
+    }
+    await Promise.all(
+      [...pairs.values()].map(({ userId, nodeId }) =>
+        this.buckets.waitFor(userId, nodeId, this.#held(userId, nodeId)),
+      ),
     );
-    await Promise.all(this.edges.map((e) => e.node.flushPresence()));
     const id = `settle-sentinel-${++this.#sentinels}`;
     const token = await mintToken({ sub: id, secret: SECRET });
     let s: ClientSocket | undefined;
     // The first edge that still serves (a test may have stopped some).
     for (let i = 0; i < this.edges.length && !s; i++)
-      s = await connectClient(this.edgeUrl(i), { token }).catch(() => undefined);
+      if (this.edges[i]!.running)
+        s = await connectClient(this.edgeUrl(i), { token }).catch(() => undefined);
     if (!s) return;
     await waitFor(() => this.eventsOf(id).length === 1, { message: `no event for ${id}` });
     s.close();
     await waitFor(() => this.eventsOf(id).length === 2, { message: `no offline for ${id}` });
   }
 
-  readonly #localClients = new WeakSet<ClientSocket>();
+  readonly #onEdges = new WeakMap<ClientSocket, { userId: string; nodeId: string }>();
   #sentinels = 0;
 
   /** `status:reason` of every event about `userId`, in order. */
@@ -173,10 +197,13 @@ export class PresenceRig {
   }
 
   /** The raw `presence-users` entry. */
-  async entry(userId: string): Promise<UserEntry | null> {
-    const kv = await new Kvm(this.spy).open(Buckets.users);
-    const e = await kv.get(encodeUserKey(userId));
-    return e?.operation === 'PUT' ? e.json<UserEntry>() : null;
+  entry(userId: string): Promise<UserEntry | null> {
+    return this.buckets.user(userId);
+  }
+
+  /** The raw `presence-nodes` lease. */
+  lease(nodeId: string): Promise<NodeLease | null> {
+    return this.buckets.lease(nodeId);
   }
 
   async close(): Promise<void> {
@@ -184,7 +211,6 @@ export class PresenceRig {
     await Promise.all(this.processes.map((p) => p.kill()));
     await this.spy?.close();
     await this.presence?.stop().catch(() => {});
-    for (const e of this.edges) await e.stop().catch(() => {});
     await this.nats.stop();
   }
 }
