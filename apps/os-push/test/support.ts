@@ -1,16 +1,18 @@
-/** A real NATS, the push API and the OS push worker in-process, with local APNs and FCM. */
+/**
+ * A real NATS, the push API as its own process, the OS push worker in-process, with local
+ * APNs and FCM.
+ */
 
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Streams } from '@switchboard/protocol';
-import { loadConfig as loadApiConfig } from '@switchboard/push-api/config';
-import { type RunningPushApi, startPushApi } from '@switchboard/push-api/start-push-api';
 import {
   ApnsServer,
   FcmServer,
   http,
   NatsServer,
   type NatsServerOptions,
+  RunningApp,
   type TestResponse,
   waitFor,
 } from '@switchboard/testkit';
@@ -24,7 +26,7 @@ export const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 export class PushRig {
   workers: RunningOsPush[] = [];
-  api!: RunningPushApi;
+  api!: RunningApp;
 
   private constructor(
     readonly nats: NatsServer,
@@ -36,21 +38,14 @@ export class PushRig {
   static async start(
     options: { nats?: NatsServerOptions; apiEnv?: Record<string, string> } = {},
   ): Promise<PushRig> {
-    const rig = new PushRig(
-      await NatsServer.start(options.nats),
-      await ApnsServer.start(),
-      await FcmServer.start(),
-    );
-    rig.api = await startPushApi(
-      loadApiConfig({
-        PORT: '0',
-        HOST: '127.0.0.1',
-        NATS_URL: rig.nats.url,
-        API_KEYS: API_KEY,
-        ...options.apiEnv,
-      }),
-      log,
-    );
+    const nats = await NatsServer.start(options.nats);
+    const [api, apns, fcm] = await Promise.all([
+      RunningApp.start('push-api', { NATS_URL: nats.url, API_KEYS: API_KEY, ...options.apiEnv }),
+      ApnsServer.start(),
+      FcmServer.start(),
+    ]);
+    const rig = new PushRig(nats, apns, fcm);
+    rig.api = api;
     return rig;
   }
 
@@ -164,7 +159,7 @@ export class PushRig {
 
   async close(): Promise<void> {
     for (const w of this.workers) await w.stop().catch(() => {});
-    await this.api?.stop();
+    await this.api?.kill();
     await this.apns.stop();
     await this.fcm.stop();
     await this.nats.stop();
