@@ -49,15 +49,20 @@ function useApp(options: Parameters<typeof fakeApp>[0] = {}) {
   return t;
 }
 
-describe('POST /v1/messages - validation', () => {
-  const t = useApp();
-  const post = (payload: unknown, extra: Record<string, string> = {}) =>
+/** POSTs to `url` of `t`'s app with the API key and `extra` headers. */
+const poster =
+  (t: App, url: string) =>
+  (payload: unknown, extra: Record<string, string> = {}) =>
     t.app.inject({
       method: 'POST',
-      url: '/v1/messages',
+      url,
       headers: { ...headers, ...extra },
       payload: payload as object,
     });
+
+describe('POST /v1/messages - validation', () => {
+  const t = useApp();
+  const post = poster(t, '/v1/messages');
 
   it.each<[string, unknown, string, string]>([
     ['missing to', { event: 'e' }, 'body.to', 'Invalid input'],
@@ -177,13 +182,7 @@ describe('POST /v1/messages - validation', () => {
 
 describe('POST /v1/messages - sending', () => {
   const t = useApp({ duplicateWaitMs: 1_000 });
-  const post = (payload: object, extra: Record<string, string> = {}) =>
-    t.app.inject({
-      method: 'POST',
-      url: '/v1/messages',
-      headers: { ...headers, ...extra },
-      payload,
-    });
+  const post = poster(t, '/v1/messages');
 
   it('send - the router gets the recipients as a list, an id and the owner; its results are the answer', async () => {
     t.router.answer = (userId) =>
@@ -303,13 +302,7 @@ describe('POST /v1/messages - sending', () => {
 
 describe('POST /v1/messages - idempotency', () => {
   const t = useApp({ duplicateWaitMs: 50 });
-  const post = (payload: object, extra: Record<string, string> = {}) =>
-    t.app.inject({
-      method: 'POST',
-      url: '/v1/messages',
-      headers: { ...headers, ...extra },
-      payload,
-    });
+  const post = poster(t, '/v1/messages');
 
   it('idempotency - a retry with the same key replays the first answer and routes nothing', async () => {
     const body = { to: 'u', event: 'dm.new', data: { n: 1 } };
@@ -437,13 +430,7 @@ describe('POST /v1/messages - idempotency', () => {
 
 describe('POST /v1/broadcast', () => {
   const t = useApp({ duplicateWaitMs: 50 });
-  const post = (payload: object, extra: Record<string, string> = {}) =>
-    t.app.inject({
-      method: 'POST',
-      url: '/v1/broadcast',
-      headers: { ...headers, ...extra },
-      payload,
-    });
+  const post = poster(t, '/v1/broadcast');
 
   it('broadcast - one flushed publish on push.v1.broadcast carrying id, event, data and time', async () => {
     const before = Date.now();
