@@ -122,6 +122,12 @@ describe('faults with traffic, every message accounted', () => {
       message: () =>
         `delivered but not received: ${delivered.filter((id) => !inbox.some((m) => m.meta.id === id))}`,
     });
+    // A sentinel on the same path (API, edge, this socket) after the last answer: delivery
+    // to one socket is in order, so once it is in, a copy sent earlier would be too.
+    expect(
+      await send(stack.apiUrl, { id: 'nd-sentinel', to: 'nd-user', event: 'n', data: -1 }),
+    ).toMatchObject({ http: 200, status: 'delivered' });
+    await waitFor(() => inbox.some((m) => m.meta.id === 'nd-sentinel'));
     const ids = inbox.map((m) => m.meta.id);
     expect(new Set(ids).size).toBe(ids.length);
     // Every send is accounted: delivered (received), or reported to the caller.
@@ -220,13 +226,21 @@ describe('faults with traffic, every message accounted', () => {
     expect(finals).toHaveLength(total);
     expect(finals.every((o) => o.status === 'delivered')).toBe(true);
     await waitFor(() => new Set(inbox.map((m) => m.meta.id)).size === total);
-    const dupes = inbox.length - new Set(inbox.map((m) => m.meta.id)).size;
+    // A sentinel through the restarted API to the same socket: delivery to one socket is in
+    // order, so once it is in, any copy published before it is in too.
+    expect(
+      await send(url, { id: 'pr-sentinel', to: 'pr-user', event: 'n', data: -1 }),
+    ).toMatchObject({ http: 200, status: 'delivered' });
+    await waitFor(() => inbox.some((m) => m.meta.id === 'pr-sentinel'));
+    const received = inbox.filter((m) => m.meta.id !== 'pr-sentinel');
+    expect(inbox.length - received.length).toBe(1);
+    const dupes = received.length - new Set(received.map((m) => m.meta.id)).size;
     console.log(
       'push api restart:',
       JSON.stringify({
         messages: total,
         attempts,
-        received: inbox.length,
+        received: received.length,
         duplicates: dupes,
         restartMs: upMs,
       }),

@@ -161,34 +161,85 @@ describe('presence registry', () => {
   });
 
   it('lease - the heartbeat is one small write whatever the user count', async () => {
-    // Written by a node with 10,000 connections: each beat is one message on the lease's
-    // key, and its size does not grow with users (only the count changes).
-    const writes: number[] = [];
-    const sub = nc.subscribe('$KV.presence-nodes.n-size', {
+    // Two nodes side by side, one with no user and one with 500 users really registered:
+    // over the same heartbeat intervals both write their lease key as often and as big,
+    // and no user entry is rewritten by a heartbeat. Writes are counted by a spy on both
+    // buckets' subjects (the KV puts themselves), flushed before each read.
+    const USERS = 500;
+    const REFRESH_AFTER_MS = 60_000;
+    const userIds = Array.from({ length: USERS }, (_, i) => `hb-user-${i}`);
+    const userKeys = new Set(userIds.map((id) => `$KV.presence-users.${encodeUserKey(id)}`));
+    // Same-length node ids: the payloads differ only by what the user count changes.
+    const leaseWrites: Record<string, number[]> = { 'hb-none': [], 'hb-many': [] };
+    let userWrites = 0;
+    const leaseSub = nc.subscribe('$KV.presence-nodes.>', {
       callback: (_e, m) => {
-        writes.push(m.data.length);
+        const node = m.subject.slice('$KV.presence-nodes.'.length);
+        // A heartbeat carries the lease; the delete at stop() is empty.
+        if (m.data.length > 0) leaseWrites[node]?.push(m.data.length);
+      },
+    });
+    const userSub = nc.subscribe('$KV.presence-users.>', {
+      callback: (_e, m) => {
+        if (userKeys.has(m.subject)) userWrites++;
       },
     });
     await nc.flush();
-    const lease = new NodeLease({
-      kv: nodes,
-      nodeId: 'n-size',
-      epoch: 'e',
-      url: 'x',
-      leaseTtlMs: TTL,
-      connections: () => 10_000,
-      log,
-    });
-    await lease.start();
-    const startedAt = Date.now();
-    await waitFor(() => writes.length >= 4, { timeoutMs: 5_000 });
-    const elapsed = Date.now() - startedAt;
-    await lease.stop();
-    sub.unsubscribe();
-    // One write at start and one per heartbeat interval (TTL / 3), no more.
-    expect(writes.length).toBeLessThanOrEqual(2 + Math.ceil(elapsed / lease.heartbeatIntervalMs));
-    for (const bytes of writes.slice(0, 4)) expect(bytes).toBeLessThan(300);
-  });
+    const registered = new Map<string, number>();
+    const lease = (nodeId: string, connections: () => number) =>
+      new NodeLease({ kv: nodes, nodeId, epoch: 'e', url: 'x', leaseTtlMs: TTL, connections, log });
+    const none = lease('hb-none', () => 0);
+    const many = lease('hb-many', () => registered.size);
+    const reg = new UserRegistrar({ kv: users, nodeId: 'hb-many', epoch: 'e', log });
+    try {
+      await Promise.all([none.start(), many.start()]);
+      for (const id of userIds) {
+        registered.set(id, 1);
+        reg.set(id, 1);
+      }
+      expect(await reg.flush(10_000)).toBe(true);
+      reg.startRefresh(REFRESH_AFTER_MS, (id) => registered.get(id) ?? 0);
+      await nc.flush();
+      expect(userWrites, 'one registration write per user').toBe(USERS);
+      // The window: both nodes beat at least 6 more times (about 3 s, far below the 45 s
+      // before the first refresh can come due).
+      const at = { none: leaseWrites['hb-none']!.length, many: leaseWrites['hb-many']!.length };
+      const windowStart = Date.now();
+      await waitFor(
+        () =>
+          leaseWrites['hb-none']!.length - at.none >= 6 &&
+          leaseWrites['hb-many']!.length - at.many >= 6,
+        { timeoutMs: 10_000, message: () => JSON.stringify({ at, leaseWrites }) },
+      );
+      await Promise.all([none.stop(), many.stop()]);
+      const windowMs = Date.now() - windowStart;
+      await nc.flush();
+      const beats = {
+        none: leaseWrites['hb-none']!.length - at.none,
+        many: leaseWrites['hb-many']!.length - at.many,
+      };
+      const userWritesInWindow = userWrites - USERS;
+      expect(windowMs).toBeLessThan(REFRESH_AFTER_MS * 0.75);
+      // As many lease writes for 500 users as for none, one per interval and no more.
+      expect(Math.abs(beats.many - beats.none), JSON.stringify(beats)).toBeLessThanOrEqual(1);
+      const most = 1 + Math.ceil(windowMs / many.heartbeatIntervalMs);
+      expect(beats.none).toBeLessThanOrEqual(most);
+      expect(beats.many).toBeLessThanOrEqual(most);
+      // As big: small, and apart from the count's digits the same size.
+      const none0 = leaseWrites['hb-none']!;
+      const many0 = leaseWrites['hb-many']!;
+      for (const bytes of [...none0, ...many0]) expect(bytes).toBeLessThan(300);
+      expect(Math.max(...many0) - Math.max(...none0)).toBeLessThanOrEqual(8);
+      // And the users' entries were not touched by any heartbeat.
+      expect(userWritesInWindow, 'user entry writes during the heartbeats').toBe(0);
+    } finally {
+      reg.stop();
+      none.abandon();
+      many.abandon();
+      leaseSub.unsubscribe();
+      userSub.unsubscribe();
+    }
+  }, 20_000);
 
   it('entries - count only while the node lease is alive with the same epoch', async () => {
     const lease = new NodeLease({
@@ -348,15 +399,39 @@ describe('presence registry', () => {
 
   it('entries - stop() abandons pending writes (once the attempt in flight times out)', async () => {
     const reg = new UserRegistrar({ kv: users, nodeId: 'stopping', epoch: 's1', log });
-    await nats.kill();
-    reg.set('never-written', 1);
-    await waitFor(() => reg.pending === 1);
-    reg.stop();
-    // The attempt in flight ends with its timeout; then nothing is pending or retried.
-    await waitFor(() => reg.pending === 0, { timeoutMs: 10_000 });
-    const errors = reg.writeErrors;
-    expect(reg.pending).toBe(0);
-    expect(reg.writeErrors).toBe(errors);
-    await nats.restart();
+    // Its twin is given a user at the same moment and not stopped: its retries, on the
+    // same schedule, say when the stopped one's would have landed had it kept trying.
+    const twin = new UserRegistrar({ kv: users, nodeId: 'stopping-twin', epoch: 's1', log });
+    // A spy on the abandoned user's key sees any write of it, buffered ones included.
+    let abandonedWrites = 0;
+    const spy = nc.subscribe(`$KV.presence-users.${encodeUserKey('never-written')}`, {
+      callback: () => {
+        abandonedWrites++;
+      },
+    });
+    await nc.flush();
+    try {
+      await nats.kill();
+      reg.set('never-written', 1);
+      twin.set('twin-written', 1);
+      await waitFor(() => reg.pending === 1);
+      reg.stop();
+      // The attempt in flight ends with its timeout; then nothing is pending or retried.
+      await waitFor(() => reg.pending === 0, { timeoutMs: 10_000 });
+      await nats.restart();
+      // The sentinel: the twin's write of the outage, stored once NATS is back, on the
+      // connection that carried the stopped registrar's attempts (a publish buffered there
+      // during the outage goes out before it).
+      expect(await twin.flush(20_000)).toBe(true);
+      expect((await entry('twin-written'))?.nodes['stopping-twin']?.connections).toBe(1);
+      await nc.flush();
+      expect(await users.get(encodeUserKey('never-written'))).toBeNull();
+      expect(abandonedWrites).toBe(0);
+      expect(reg.writes).toBe(0);
+      expect(reg.pending).toBe(0);
+    } finally {
+      spy.unsubscribe();
+      twin.stop();
+    }
   }, 30_000);
 });
