@@ -1,5 +1,9 @@
 import { runApp } from '@switchboard/runtime';
 import { loadConfig } from './config.js';
-import { startEdge } from './start-edge.js';
 
-await runApp({ name: 'edge', loadConfig, start: startEdge });
+// The app is loaded only to start it: `--check-config` reads the configuration alone.
+await runApp({
+  name: 'edge',
+  loadConfig,
+  start: async (...args) => (await import('./start-edge.js')).startEdge(...args),
+});

@@ -1,5 +1,9 @@
 import { runApp } from '@switchboard/runtime';
 import { loadConfig } from './config.js';
-import { startOsPush } from './start-os-push.js';
 
-await runApp({ name: 'os-push', loadConfig, start: startOsPush });
+// The app is loaded only to start it: `--check-config` reads the configuration alone.
+await runApp({
+  name: 'os-push',
+  loadConfig,
+  start: async (...args) => (await import('./start-os-push.js')).startOsPush(...args),
+});

@@ -1,5 +1,9 @@
 import { runApp } from '@switchboard/runtime';
 import { loadConfig } from './config.js';
-import { startPresence } from './start-presence.js';
 
-await runApp({ name: 'presence', loadConfig, start: startPresence });
+// The app is loaded only to start it: `--check-config` reads the configuration alone.
+await runApp({
+  name: 'presence',
+  loadConfig,
+  start: async (...args) => (await import('./start-presence.js')).startPresence(...args),
+});
