@@ -1,3 +1,0 @@
-import { packageTestConfig } from '../../vitest.shared.js';
-
-export default packageTestConfig('@switchboard/fallback-queue');
