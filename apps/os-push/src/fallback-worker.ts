@@ -19,6 +19,7 @@
  */
 import {
   AckPolicy,
+  type Consumer,
   type ConsumerMessages,
   type JsMsg,
   jetstream,
@@ -52,6 +53,10 @@ const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
 export const DEAD_LETTER_EXTRA_DELIVERIES = 2;
 /** The server's advisory when a message of our consumer reached `max_deliver`. */
 export const MAX_DELIVERIES_ADVISORY = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${Streams.fallback}.${CONSUMER_NAME}`;
+/** How long one pull waits for messages before the worker pulls again. */
+const PULL_EXPIRES_MS = 10_000;
+/** The pause before pulling again after a pull failed (NATS away, consumer being recreated). */
+const PULL_RETRY_MS = 1_000;
 /** At most one warning per stage and interval for repeated failures: the log must not become the overload. */
 const FAILURE_WARN_INTERVAL_MS = 10_000;
 
@@ -64,6 +69,7 @@ export const FAILURE_STAGES = [
   'dead-letter',
   'malformed',
   'processing',
+  'pull',
 ] as const;
 export type FailureStage = (typeof FAILURE_STAGES)[number];
 
@@ -125,7 +131,8 @@ export class FallbackWorker {
     failures: {},
     maxDeliveries: { deadLettered: 0, failed: 0 },
   };
-  #messages: ConsumerMessages | undefined;
+  #batch: ConsumerMessages | undefined;
+  #stopping = false;
   #advisories: Subscription | undefined;
   #loop: Promise<void> | undefined;
   readonly #inFlight = new Set<Promise<void>>();
@@ -148,7 +155,7 @@ export class FallbackWorker {
       });
       this.#failures = new Counter({
         name: 'switchboard_os_push_failures_total',
-        help: 'Failures by stage: status-write, progress-read, progress-write, device-remove, dead-letter, malformed, processing',
+        help: 'Failures by stage: status-write, progress-read, progress-write, device-remove, dead-letter, malformed, processing, pull',
         labelNames: ['stage'],
         registers: [options.registry],
       });
@@ -206,21 +213,48 @@ export class FallbackWorker {
       },
     });
     const consumer = await jetstream(this.#o.nc).consumers.get(Streams.fallback, CONSUMER_NAME);
-    const messages = await consumer.consume({ max_messages: this.#o.concurrency * 2 });
-    this.#messages = messages;
-    this.#loop = (async () => {
-      for await (const m of messages) {
-        while (this.#inFlight.size >= this.#o.concurrency) await Promise.race(this.#inFlight);
-        const p: Promise<void> = this.#process(m)
-          .catch((err: unknown) => {
-            // #process handles its own failures; this is a bug's last line, still bounded by max_deliver.
-            this.#fail('processing', { err, seq: m.seq }, 'fallback processing failed');
-            m.nak(this.#backoff(m.info.deliveryCount));
-          })
-          .finally(() => this.#inFlight.delete(p));
-        this.#inFlight.add(p);
+    this.#loop = this.#pullLoop(consumer);
+  }
+
+  /**
+   * Pulls only as many messages as there are free processing slots, once at least half of
+   * them are free. A message's ack wait runs from its delivery: one waiting in a client-side
+   * buffer behind the worker's slots (what `consume()` does: it pulls again as messages
+   * arrive, not as they are processed) would be redelivered to another worker and sent
+   * twice whenever a backlog takes longer than `ackWaitMs` to work through. Pulling this
+   * way also leaves a backlog's messages in the stream for the other workers.
+   */
+  async #pullLoop(consumer: Consumer): Promise<void> {
+    const pullAt = Math.floor(this.#o.concurrency / 2);
+    while (!this.#stopping) {
+      while (this.#inFlight.size > pullAt) await Promise.race(this.#inFlight);
+      if (this.#stopping) break;
+      try {
+        const batch = await consumer.fetch({
+          max_messages: this.#o.concurrency - this.#inFlight.size,
+          expires: PULL_EXPIRES_MS,
+        });
+        this.#batch = batch;
+        for await (const m of batch) this.#dispatch(m);
+      } catch (err) {
+        if (this.#stopping) break;
+        this.#fail('pull', { err }, 'pulling fallback messages failed, retrying');
+        await new Promise((r) => setTimeout(r, PULL_RETRY_MS));
+      } finally {
+        this.#batch = undefined;
       }
-    })();
+    }
+  }
+
+  #dispatch(m: JsMsg): void {
+    const p: Promise<void> = this.#process(m)
+      .catch((err: unknown) => {
+        // #process handles its own failures; this is a bug's last line, still bounded by max_deliver.
+        this.#fail('processing', { err, seq: m.seq }, 'fallback processing failed');
+        m.nak(this.#backoff(m.info.deliveryCount));
+      })
+      .finally(() => this.#inFlight.delete(p));
+    this.#inFlight.add(p);
   }
 
   #done(outcome: 'acked' | 'retried' | 'deadLettered'): void {
@@ -248,8 +282,9 @@ export class FallbackWorker {
 
   /** Stops taking messages and waits for those in hand. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     this.#advisories?.unsubscribe();
-    await this.#messages?.close();
+    await this.#batch?.close();
     await this.#loop;
     await Promise.all(this.#inFlight);
   }

@@ -63,4 +63,31 @@ describe('os-push outage', () => {
     expect((await jsm.streams.info(Streams.fallbackDlq)).state.messages).toBe(0);
     await nc.close();
   });
+
+  it('a backlog longer to send than the ack wait goes out once: a worker holds no more messages than it sends at a time', async () => {
+    for (const w of rig.workers) await w.stop();
+    rig.workers = [];
+    const token = 'd'.repeat(64);
+    await rig.device('backlog', 'iphone', { platform: 'apns', token });
+    const total = 10;
+    for (let i = 0; i < total; i++) await rig.send('backlog');
+    // Two at a time, 400 ms each: each send is well within the 1 s ack wait, but a message
+    // pulled ahead of the worker's free slots waits behind two rounds of sends (0.8 s) before
+    // its own: past the ack wait, it is redelivered and sent twice.
+    rig.apns.delayMs = 400;
+    const worker = await rig.addWorker({ OS_PUSH_ACK_WAIT_MS: '1000', OS_PUSH_CONCURRENCY: '2' });
+    await waitFor(() => rig.apns.delivered(token).length >= total, { timeoutMs: 20_000 });
+    await rig.drained();
+    // Sentinel: one more message once the backlog is drained (nothing pending, nothing
+    // unacked): when it is sent and acked, any copy of the backlog has been sent as well.
+    rig.apns.delayMs = 0;
+    await rig.send('backlog');
+    const apnsIds = () => rig.apns.delivered(token).map((r) => r.headers['apns-id']);
+    await waitFor(() => new Set(apnsIds()).size === total + 1);
+    await waitFor(() => worker.worker.stats.acked === total + 1, {
+      message: () => `worker stats ${JSON.stringify(worker.worker.stats)}`,
+    });
+    expect(apnsIds()).toHaveLength(total + 1);
+    expect(worker.worker.stats.retried).toBe(0);
+  });
 });

@@ -181,9 +181,14 @@ describe('os-push providers', () => {
 
   it('fcm - the access token is cached across sends and exchanged again after a 401', async () => {
     await rig.device('oauth', 'pixel', { platform: 'fcm', token: FCM_TOKEN(7) });
-    const exchanges = rig.fcm.tokenExchanges.length;
+    const sent = () => rig.fcm.sends.filter((s) => s.token === FCM_TOKEN(7)).length;
+    // The first send exchanges a token unless an earlier test's did; the second reuses it.
     await rig.send('oauth');
-    await waitFor(() => rig.fcm.sends.some((s) => s.token === FCM_TOKEN(7)), { timeoutMs: 10_000 });
+    await waitFor(() => sent() === 1, { timeoutMs: 10_000 });
+    const exchanges = rig.fcm.tokenExchanges.length;
+    expect(exchanges).toBeGreaterThan(0);
+    await rig.send('oauth');
+    await waitFor(() => sent() === 2, { timeoutMs: 10_000 });
     expect(rig.fcm.tokenExchanges.length).toBe(exchanges);
     rig.fcm.revokeAccessTokens();
     const id = await rig.send('oauth');
