@@ -52,6 +52,8 @@ export class PresenceMonitor {
   readonly #entries = new Map<string, UserEntry>();
   /** When each held entry's current revision arrived (local clock). */
   readonly #arrivedAt = new Map<string, number>();
+  /** Keys of the users this replica counts online: the state its events move between. */
+  readonly #online = new Set<string>();
   #skipped = 0;
   readonly #byNode = new Map<string, Set<string>>();
   readonly #startedAt = Date.now();
@@ -141,15 +143,24 @@ export class PresenceMonitor {
     return n;
   }
 
+  /**
+   * A user's events are transitions of `#online`, the state this replica last counted for
+   * the user (kept on every replica, published by the leader), not of a recount of the
+   * previous revision: a recount changes with time and leases (an entry of a node whose
+   * lease is lost no longer counts), and comparing two recounts emitted `online` twice, or
+   * no `offline`, when a lease changed between two revisions of an entry.
+   */
   #onEntry(key: string, userId: string, next: UserEntry | null, initial: boolean): void {
     const prev = this.#entries.get(key);
     const now = Date.now();
-    if (!initial && this.#o.isLeader()) {
-      const before = this.#liveCount(prev, this.#arrivedAt.get(key) ?? now, now);
-      const after = this.#liveCount(next, now, now);
-      if (before === 0 && after > 0) {
+    const wasOnline = this.#online.has(key);
+    const isOnline = this.#liveCount(next, now, now) > 0;
+    if (isOnline) this.#online.add(key);
+    else this.#online.delete(key);
+    if (!initial && this.#o.isLeader() && isOnline !== wasOnline) {
+      if (isOnline) {
         this.#publish({ userId, status: 'online', at: now, reason: 'connect' });
-      } else if (before > 0 && after === 0) {
+      } else {
         const left = Object.keys(prev?.nodes ?? {}).filter((n) => !next?.nodes[n]);
         const draining = left.some((n) => this.#o.leases.get(n)?.draining === true);
         this.#publish({
@@ -235,7 +246,11 @@ export class PresenceMonitor {
     const now = Date.now();
     for (const key of keys) {
       const arrivedAt = this.#arrivedAt.get(key) ?? now;
-      if (this.#liveCount(this.#entries.get(key), arrivedAt, now, lease.nodeId) === 0) {
+      if (
+        this.#online.has(key) &&
+        this.#liveCount(this.#entries.get(key), arrivedAt, now, lease.nodeId) === 0
+      ) {
+        this.#online.delete(key);
         this.#publish({
           userId: decodeUserKey(key),
           status: 'offline',
