@@ -20,7 +20,12 @@ const PROVIDER_STEP = {
   'dead-lettered': 'dead-lettered',
 } as const;
 
-/** Folds the stored records into one timeline per recipient, in time order. */
+/**
+ * Folds the stored records into one timeline per recipient: the push API's steps as it
+ * took them, then the OS push worker's, in time order. Causal order, not one sort by time:
+ * a worker can take a fallback message (and record a provider step) before the push API
+ * has finished the whole send, whose end time the send's last steps carry.
+ */
 export function buildStatus(id: string, records: StatusRecord[]): MessageStatus | null {
   // A large multicast is recorded in several send records: merge their recipients.
   const sends = records.filter((r) => r.kind === 'send');
@@ -49,17 +54,19 @@ export function buildStatus(id: string, records: StatusRecord[]): MessageStatus 
       byUser.set(r.userId, { status: r.status, timeline });
     }
   }
+  const providerSteps = new Map<string, TimelineEntry[]>();
   for (const r of records) {
     if (r.kind !== 'provider') continue;
-    const entry = byUser.get(r.userId) ?? { status: 'fallback' as const, timeline: [] };
-    entry.timeline.push({
+    if (!byUser.has(r.userId)) byUser.set(r.userId, { status: 'fallback', timeline: [] });
+    const steps = providerSteps.get(r.userId) ?? [];
+    steps.push({
       at: r.at,
       step: PROVIDER_STEP[r.outcome],
       ...(r.detail === undefined ? {} : { detail: r.detail }),
       ...(r.deviceId === undefined ? {} : { deviceId: r.deviceId }),
       ...(r.platform === undefined ? {} : { platform: r.platform }),
     });
-    byUser.set(r.userId, entry);
+    providerSteps.set(r.userId, steps);
   }
   if (byUser.size === 0) return null;
   return {
@@ -68,7 +75,7 @@ export function buildStatus(id: string, records: StatusRecord[]): MessageStatus 
     recipients: [...byUser].map(([userId, e]) => ({
       userId,
       status: e.status,
-      timeline: e.timeline.sort((a, b) => a.at - b.at),
+      timeline: [...e.timeline, ...(providerSteps.get(userId) ?? []).sort((a, b) => a.at - b.at)],
     })),
   };
 }

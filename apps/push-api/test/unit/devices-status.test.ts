@@ -178,6 +178,36 @@ describe('GET /v1/messages/:id', () => {
     expect(other.json()).toEqual(error('not_found', 'no message m-1 in the last 24 hours'));
   });
 
+  it('status - the push API steps come before the worker steps, even when the worker recorded first', async () => {
+    // The worker took the fallback (at 1_003) before the push API finished the whole send (1_005).
+    const fallback: StatusRecord = {
+      ...(send() as Extract<StatusRecord, { kind: 'send' }>),
+      recipients: [{ userId: 'u', status: 'fallback', reason: 'offline', nodes: [] }],
+    };
+    const provider = (at: number, outcome: 'retry' | 'accepted'): StatusRecord => ({
+      kind: 'provider',
+      id: 'm-1',
+      userId: 'u',
+      at,
+      attempt: outcome === 'retry' ? 1 : 2,
+      outcome,
+      deviceId: 'phone',
+      platform: 'apns',
+    });
+    t.status.records.set('m-1', [provider(1_009, 'accepted'), fallback, provider(1_003, 'retry')]);
+    const res = await get('m-1');
+    expect(res.statusCode).toBe(200);
+    const steps = (
+      res.json() as { recipients: Array<{ timeline: Array<{ step: string }> }> }
+    ).recipients[0]?.timeline.map((e) => e.step);
+    expect(steps).toEqual([
+      'accepted',
+      'queued-for-fallback',
+      'provider-retry',
+      'provider-accepted',
+    ]);
+  });
+
   it('status - records from before owners were recorded are readable by any key', async () => {
     t.status.records.set('m-1', [send()]);
     expect((await get('m-1', SECOND_API_KEY)).statusCode).toBe(200);
