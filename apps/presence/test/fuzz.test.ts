@@ -14,6 +14,7 @@ import {
   errorShapeProblem,
   type FuzzRequest,
   fuzzHeaders,
+  fuzzRequest,
   fuzzSettings,
   hasLoneSurrogate,
   hostileString,
@@ -21,7 +22,6 @@ import {
   mutate,
   Prng,
   pathSegment,
-  rawRequest,
 } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, PresenceRig } from './support.js';
@@ -143,11 +143,14 @@ describe('presence fuzz', () => {
     const all = Array.from({ length: cases }, () => generate(rng));
     const failures: string[] = [];
     const statuses = new Map<number, number>();
+    // Answers of load shedding (503 overloaded), sent again after Retry-After.
+    let shed = 0;
     await runPool(all, 8, async (c, i) => {
       let problem: string | null;
       try {
-        const res = await rawRequest(rig.presence.url, c);
+        const res = await fuzzRequest(rig.presence.url, c);
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        shed += res.shed;
         problem = errorShapeProblem(res, CODES);
         if (!problem && res.status < 300 && !c.acceptable(decode(c.body)))
           problem = `${res.status} for input the schema refuses: ${c.body?.toString('utf8').slice(0, 200)}`;
@@ -156,7 +159,9 @@ describe('presence fuzz', () => {
       }
       if (problem) failures.push(`#${i} ${problem}\n    ${c.label}`);
     });
-    console.log(`presence fuzz: statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
+    console.log(
+      `presence fuzz: statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${shed} shed and sent again`,
+    );
     if (failures.length > 0) console.log(`presence fuzz: seed ${seed}\n${failures.join('\n')}`);
     expect(failures.slice(0, 20), `seed ${seed}: ${failures.length} failures`).toEqual([]);
 

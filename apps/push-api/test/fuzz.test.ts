@@ -21,6 +21,7 @@ import {
   errorShapeProblem,
   type FuzzRequest,
   fuzzHeaders,
+  fuzzRequest,
   fuzzSettings,
   hasLoneSurrogate,
   hostileString,
@@ -212,11 +213,14 @@ describe('push-api fuzz', () => {
     const all = Array.from({ length: cases }, () => generate(rng));
     const failures: string[] = [];
     const statuses = new Map<number, number>();
+    // Answers of load shedding (503 overloaded), sent again after Retry-After.
+    let shed = 0;
     await runPool(all, 8, async (c, i) => {
       let problem: string | null;
       try {
-        const res = await rawRequest(stack.apiUrl, c, 5_000);
+        const res = await fuzzRequest(stack.apiUrl, c, 5_000);
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        shed += res.shed;
         problem = errorShapeProblem(res, CODES);
         if (!problem && res.status < 300 && !c.acceptable(decode(c.body)))
           problem = `${res.status} for input the schema refuses: ${c.body?.toString('utf8').slice(0, 200)}`;
@@ -225,7 +229,9 @@ describe('push-api fuzz', () => {
       }
       if (problem) failures.push(`#${i} ${problem}\n    ${c.label}`);
     });
-    console.log(`push-api fuzz: statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
+    console.log(
+      `push-api fuzz: statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${shed} shed and sent again`,
+    );
     if (failures.length > 0) console.log(`push-api fuzz: seed ${seed}\n${failures.join('\n')}`);
     expect(failures.slice(0, 20), `seed ${seed}: ${failures.length} failures`).toEqual([]);
 

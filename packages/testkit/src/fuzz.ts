@@ -339,6 +339,36 @@ export function rawRequest(
   });
 }
 
+/** Whether `res` is the load-shedding answer (503 `overloaded`, `Retry-After`), not the input's. */
+export function isShed(res: RawResponse): boolean {
+  if (res.status !== 503) return false;
+  try {
+    const body = JSON.parse(res.body.toString('utf8')) as { error?: { message?: unknown } };
+    return String(body.error?.message ?? '').startsWith('overloaded');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * {@link rawRequest}, sent again after `Retry-After` while the app sheds load (what a client
+ * is told to do): on a loaded machine an app may answer 503 `overloaded` to any request,
+ * and that answer says nothing of how it handles the input. Gives up after `attempts`.
+ */
+export async function fuzzRequest(
+  baseUrl: string,
+  req: FuzzRequest,
+  timeoutMs = 10_000,
+  attempts = 10,
+): Promise<RawResponse & { shed: number }> {
+  for (let shed = 0; ; shed++) {
+    const res = await rawRequest(baseUrl, req, timeoutMs);
+    if (!isShed(res) || shed + 1 >= attempts) return { ...res, shed };
+    const after = Number(res.headers['retry-after'] ?? 1);
+    await new Promise((r) => setTimeout(r, Math.min(after, 5) * 1_000));
+  }
+}
+
 function parseResponse(raw: Buffer): RawResponse {
   // Skip interim answers (`100 Continue` to `expect: 100-continue`).
   while (/^HTTP\/1\.[01] 1\d\d /.test(raw.subarray(0, 16).toString('latin1'))) {
