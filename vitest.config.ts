@@ -1,7 +1,7 @@
 /**
  * Every package's tests in one run (each package's own `vitest.config.ts` is a project),
- * two test files at a time: what `npm run test:all` runs. `npm test` runs them per package
- * through turbo instead, so unchanged packages are not tested again.
+ * two test files at a time across packages: what `npm test` and CI run. `npm run
+ * test:changed` runs them per package through turbo instead, skipping unchanged packages.
  */
 import { defineConfig } from 'vitest/config';
 
