@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The workspace's shape, checked (run by `npm test` and `npm run lint`):
- *   - a library (packages/*) exports one entry point, ".", its src/index.ts;
+ *   - a library (packages/*) exports its entry points by name: ".", its src/index.ts, and
+ *     any other only as an explicit path (no "./*": a file is not public by being there);
  *   - an app (apps/*) exports nothing: it is run (dist/main.js), not imported;
  *   - nothing imports an app: not a library, not another app, not an app's tests
  *     (tests that need another app start it as a process, see packages/testkit);
@@ -66,9 +67,9 @@ for (const [dir, manifest] of manifests) {
       problems.push(`${where}: an app exports nothing (remove "exports")`);
   } else {
     const keys = exportsField && typeof exportsField === 'object' ? Object.keys(exportsField) : [];
-    if (keys.length !== 1 || keys[0] !== '.')
+    if (!keys.includes('.') || keys.some((k) => k.includes('*')))
       problems.push(
-        `${where}: a library exports one entry point "." (has ${JSON.stringify(keys)})`,
+        `${where}: a library exports "." and named entry points only, no patterns (has ${JSON.stringify(keys)})`,
       );
   }
   const deps = new Set(Object.keys(manifest.dependencies ?? {}));

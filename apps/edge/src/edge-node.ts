@@ -23,7 +23,7 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { listenHttp, probeHandler } from '@switchboard/http';
+import { listenHttp, probeHandler } from '@switchboard/http/probes';
 import { ConnectionHealth } from '@switchboard/nats';
 import type { PresenceBuckets } from '@switchboard/presence-registry';
 import type { Logger } from 'pino';

@@ -3,7 +3,7 @@
  * roles (hub, handshake, node bus, presence writer) share one set and `/metrics` names
  * them all the same way. The gauges are read at scrape time from the functions given.
  */
-import { natsConnectedGauge } from '@switchboard/http';
+import { natsConnectedGauge } from '@switchboard/http/probes';
 import { CloseReasons, ConnectErrors } from '@switchboard/protocol';
 import { Counter, Gauge, type Registry } from 'prom-client';
 

@@ -1,5 +1,5 @@
 /** Builds and starts one edge node from its config: what `main.ts` runs and tests reuse. */
-import { createMetricsRegistry } from '@switchboard/http';
+import { createMetricsRegistry } from '@switchboard/http/probes';
 import { openPresenceBuckets } from '@switchboard/presence-registry';
 import { type Running, type StartContext, startOnNats } from '@switchboard/runtime';
 import type { Logger } from 'pino';

@@ -11,7 +11,7 @@
  */
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { natsConnectedGauge } from '@switchboard/http';
+import { natsConnectedGauge } from '@switchboard/http/probes';
 import { Streams } from '@switchboard/protocol';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 

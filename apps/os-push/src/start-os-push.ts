@@ -2,7 +2,7 @@
 import { createServer } from 'node:http';
 import { DeviceRegistry, openDevicesBucket } from '@switchboard/device-registry';
 import { ensureDeadLetterStream, ensureFallbackStream } from '@switchboard/fallback-queue';
-import { createMetricsRegistry, listenHttp, probeHandler } from '@switchboard/http';
+import { createMetricsRegistry, listenHttp, probeHandler } from '@switchboard/http/probes';
 import { ensureStatusStream } from '@switchboard/message-status';
 import { ConnectionHealth } from '@switchboard/nats';
 import type { Platform } from '@switchboard/protocol';

@@ -8,7 +8,7 @@
  * kept, so a request costs one Map lookup, one increment and one observation.
  */
 import type { FastifyInstance } from 'fastify';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -45,17 +45,5 @@ export function registerHttpMetrics(app: FastifyInstance, registry: Registry): v
     child.count.inc();
     child.duration.observe(reply.elapsedTime / 1000);
     done();
-  });
-}
-
-/** `switchboard_nats_connected`: the same gauge, under the same name, in every app. */
-export function natsConnectedGauge(registry: Registry, connected: () => boolean): void {
-  new Gauge({
-    name: 'switchboard_nats_connected',
-    help: '1 while the NATS connection is up (not closed, not between servers), else 0',
-    registers: [registry],
-    collect() {
-      this.set(connected() ? 1 : 0);
-    },
   });
 }

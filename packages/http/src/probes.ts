@@ -1,11 +1,14 @@
 /**
- * `/healthz`, `/readyz` and `/metrics` for the apps that are not Fastify apps (the edge, whose
- * HTTP server belongs to Socket.IO, and the OS push worker), with the same JSON as
- * {@link health}; anything else is the JSON 404.
+ * `@switchboard/http/probes`: `/healthz`, `/readyz` and `/metrics` for the apps that are not
+ * Fastify apps (the edge, whose HTTP server belongs to Socket.IO, and the OS push worker),
+ * with the same JSON as {@link health}; anything else is the JSON 404. With the metrics
+ * registry, it is all such an app loads of this package: no Fastify.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+
+export { createMetricsRegistry, natsConnectedGauge } from './metrics.js';
 
 export type ProbeOptions = {
   /** Named checks; ready when all return true. */
