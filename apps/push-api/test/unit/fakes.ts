@@ -215,8 +215,15 @@ export class FakeFallback implements FallbackHandOff {
     if (this.mode === 'fail' || this.failing.has(message.userId))
       return Promise.reject(new Error('fake: JetStream did not ack'));
     if (this.mode === 'hang') {
+      // Rejects once the clock has reached the deadline: a timer may fire a millisecond
+      // early by Date.now(), and the router would then try the next hand-off in time.
       return new Promise((_, reject) => {
-        setTimeout(() => reject(new FallbackDeadlineError()), deadline - Date.now()).unref();
+        const wait = () => {
+          const left = deadline - Date.now();
+          if (left <= 0) reject(new FallbackDeadlineError());
+          else setTimeout(wait, left).unref();
+        };
+        wait();
       });
     }
     this.stored.push(message);
