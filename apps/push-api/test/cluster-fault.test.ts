@@ -100,10 +100,17 @@ describe('push-api on a NATS cluster under faults', () => {
       [fallbackSubject('fault-offline')]: MESSAGES,
       ...(counts.fallback > 0 ? { [fallbackSubject('fault-user')]: counts.fallback } : {}),
     });
-    // A work queue: read each message by sequence (a consumer would take them off).
+    // A work queue: read each message by sequence (a consumer would take them off), all
+    // requests in flight at once.
     const stored = new Map<string, number[]>();
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-      const m = await jsm.streams.getMessage(Streams.fallback, { seq });
+    const seqs = Array.from(
+      { length: info.state.last_seq - info.state.first_seq + 1 },
+      (_, i) => info.state.first_seq + i,
+    );
+    const messages = await Promise.all(
+      seqs.map((seq) => jsm.streams.getMessage(Streams.fallback, { seq })),
+    );
+    for (const m of messages) {
       if (!m) continue;
       const { userId, data } = m.json<{ userId: string; data: { seq: number } }>();
       expect(m.subject).toBe(fallbackSubject(userId));
