@@ -116,12 +116,19 @@ export class IdempotencyStore<R> {
 
 /** How long an idempotency key is remembered. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+/**
+ * How long one read or write of a key may take before it fails (JetStream's default is
+ * 5 s). A send with a key makes two writes (claim, then the stored answer): a request in
+ * flight when NATS went away answered only after 10 s and more, past what a caller waits.
+ */
+export const IDEMPOTENCY_TIMEOUT_MS = 2_000;
 
 /** Opens (creating if missing) `push-idempotency` (max_age {@link IDEMPOTENCY_TTL_MS}). */
 export function openIdempotencyBucket(nc: NatsConnection, options: ProvisionOptions): Promise<KV> {
   return openBucket(nc, Buckets.idempotency, {
     replicas: options.replicas,
     ttlMs: IDEMPOTENCY_TTL_MS,
+    timeoutMs: IDEMPOTENCY_TIMEOUT_MS,
     description: 'switchboard idempotency keys',
   });
 }

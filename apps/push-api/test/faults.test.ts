@@ -10,7 +10,15 @@ import { AppProcess, collect, freePort, http, waitFor } from '@switchboard/testk
 import { afterEach, describe, expect, it } from 'vitest';
 import { API_KEY, Stack } from './support/stack.js';
 
-type Outcome = { id: string; http: number; status?: string; reason?: string; retryAfter?: string };
+type Outcome = {
+  id: string;
+  http: number;
+  status?: string;
+  reason?: string;
+  retryAfter?: string;
+  /** When the send started and ended, ms since the test began. */
+  at?: [number, number];
+};
 
 /** Posts one message and says how it ended for the caller. */
 async function send(
@@ -40,8 +48,8 @@ async function send(
       reason: json.results?.[0]?.reason,
       retryAfter: res.headers.get('retry-after') ?? undefined,
     };
-  } catch {
-    return { id, http: 0 };
+  } catch (err) {
+    return { id, http: 0, reason: `${(err as Error).name}: ${(err as Error).message}` };
   }
 }
 
@@ -60,14 +68,15 @@ describe('faults with traffic, every message accounted', () => {
     stack = await Stack.start({ edges: 1 });
     const inbox = collect(await stack.client('nd-user', 0));
     const outcomes: Outcome[] = [];
+    const t0 = Date.now();
     let stopAt = 0;
     let backAt = 0;
     let stopTraffic = false;
     const traffic = (async () => {
       for (let i = 0; i < 1_000 && !stopTraffic; i++) {
-        outcomes.push(
-          await send(stack!.apiUrl, { id: `nd-${i}`, to: 'nd-user', event: 'n', data: i }),
-        );
+        const start = Date.now() - t0;
+        const o = await send(stack!.apiUrl, { id: `nd-${i}`, to: 'nd-user', event: 'n', data: i });
+        outcomes.push({ ...o, at: [start, Date.now() - t0] });
         await sleep(20);
       }
     })();
@@ -113,6 +122,7 @@ describe('faults with traffic, every message accounted', () => {
         downMs: backAt - stopAt,
         firstDeliveredAgainAt: firstAfter,
         recoveredWithinMs: recoveredMs,
+        slowestAnswerMs: Math.max(...outcomes.map((o) => (o.at ? o.at[1] - o.at[0] : 0))),
       }),
     );
     expect(outcomes.at(-1)).toMatchObject({ http: 200, status: 'delivered' });
@@ -131,7 +141,10 @@ describe('faults with traffic, every message accounted', () => {
     const ids = inbox.map((m) => m.meta.id);
     expect(new Set(ids).size).toBe(ids.length);
     // Every send is accounted: delivered (received), or reported to the caller.
-    expect(outcomes.every((o) => o.http === 200 || o.http === 503)).toBe(true);
+    const unanswered = outcomes
+      .map((o, i) => ({ ...o, i }))
+      .filter((o) => o.http !== 200 && o.http !== 503);
+    expect(unanswered, `sends ${stopAt - t0}..${backAt - t0} ms: NATS down`).toEqual([]);
   });
 
   it('kill of an edge mid-traffic: every send delivered (received) or handed to OS push (stored)', async () => {
