@@ -6,15 +6,12 @@
  */
 
 import { ErrorCodes, PresenceQueryRequest } from '@switchboard/protocol';
-import { runPool } from '@switchboard/runtime';
 import {
   anyJson,
   deepJson,
   encodeBody,
-  errorShapeProblem,
-  type FuzzRequest,
+  type FuzzCase,
   fuzzHeaders,
-  fuzzRequest,
   fuzzSettings,
   hasLoneSurrogate,
   hostileString,
@@ -22,6 +19,7 @@ import {
   mutate,
   Prng,
   pathSegment,
+  runFuzz,
 } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, PresenceRig } from './support.js';
@@ -29,7 +27,7 @@ import { API_KEY, PresenceRig } from './support.js';
 const { seed, cases } = fuzzSettings(process.env, 2_000);
 const CODES: ReadonlySet<string> = new Set(Object.values(ErrorCodes));
 
-type Case = FuzzRequest & { acceptable: (body: unknown) => boolean };
+type Case = FuzzCase;
 
 const validQuery = (rng: Prng): Record<string, unknown> => ({
   userIds: Array.from({ length: rng.between(1, 5) }, (_, i) => `user-${i}`),
@@ -120,16 +118,6 @@ function generate(rng: Prng): Case {
   }
 }
 
-function decode(body: Buffer | undefined): unknown {
-  if (body === undefined) return undefined;
-  try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(body).replace(/^\uFEFF/, '');
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
 describe('presence fuzz', () => {
   let rig: PresenceRig;
   beforeAll(async () => {
@@ -141,28 +129,13 @@ describe('presence fuzz', () => {
     console.log(`presence fuzz: seed ${seed}, ${cases} cases (FUZZ_SEED=${seed} to replay)`);
     const rng = new Prng(seed);
     const all = Array.from({ length: cases }, () => generate(rng));
-    const failures: string[] = [];
-    const statuses = new Map<number, number>();
-    // Answers of load shedding (503 overloaded), sent again after Retry-After.
-    let shed = 0;
-    await runPool(all, 8, async (c, i) => {
-      let problem: string | null;
-      try {
-        const res = await fuzzRequest(rig.presence.url, c);
-        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-        shed += res.shed;
-        problem = errorShapeProblem(res, CODES);
-        if (!problem && res.status < 300 && !c.acceptable(decode(c.body)))
-          problem = `${res.status} for input the schema refuses: ${c.body?.toString('utf8').slice(0, 200)}`;
-      } catch (err) {
-        problem = `${(err as Error).message}: ${c.body?.toString('utf8').slice(0, 200)} ${JSON.stringify(c.headers).slice(0, 200)}`;
-      }
-      if (problem) failures.push(`#${i} ${problem}\n    ${c.label}`);
+    const failures = await runFuzz({
+      name: 'presence',
+      baseUrl: rig.presence.url,
+      cases: all,
+      codes: CODES,
+      seed,
     });
-    console.log(
-      `presence fuzz: statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${shed} shed and sent again`,
-    );
-    if (failures.length > 0) console.log(`presence fuzz: seed ${seed}\n${failures.join('\n')}`);
     expect(failures.slice(0, 20), `seed ${seed}: ${failures.length} failures`).toEqual([]);
 
     // Still alive and serving.

@@ -13,15 +13,14 @@ import {
   SendMessageRequest,
   UserId,
 } from '@switchboard/protocol';
-import { runPool } from '@switchboard/runtime';
 import {
   anyJson,
   deepJson,
   encodeBody,
   errorShapeProblem,
+  type FuzzCase,
   type FuzzRequest,
   fuzzHeaders,
-  fuzzRequest,
   fuzzSettings,
   hasLoneSurrogate,
   hostileString,
@@ -30,6 +29,7 @@ import {
   Prng,
   pathSegment,
   rawRequest,
+  runFuzz,
 } from '@switchboard/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -39,10 +39,7 @@ const { seed, cases } = fuzzSettings(process.env, 3_000);
 const CODES: ReadonlySet<string> = new Set(Object.values(ErrorCodes));
 const BODY_LIMIT = 64 * 1024;
 
-type Case = FuzzRequest & {
-  /** Whether a 2xx answer is right for what was sent (the oracle, not the app's code). */
-  acceptable: (body: unknown) => boolean;
-};
+type Case = FuzzCase;
 
 const validSend = (rng: Prng): Record<string, unknown> => ({
   to: rng.chance(0.5) ? `user-${rng.int(50)}` : [`user-${rng.int(50)}`, 'alice@example.com'],
@@ -186,17 +183,6 @@ function generate(rng: Prng): Case {
   }
 }
 
-/** The oracle's reading of a body: UTF-8 JSON (BOM allowed, as Fastify allows it), or undefined. */
-function decode(body: Buffer | undefined): unknown {
-  if (body === undefined) return undefined;
-  try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(body).replace(/^\uFEFF/, '');
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
 describe('push-api fuzz', () => {
   let stack: Stack;
   beforeAll(async () => {
@@ -211,28 +197,14 @@ describe('push-api fuzz', () => {
     console.log(`push-api fuzz: seed ${seed}, ${cases} cases (FUZZ_SEED=${seed} to replay)`);
     const rng = new Prng(seed);
     const all = Array.from({ length: cases }, () => generate(rng));
-    const failures: string[] = [];
-    const statuses = new Map<number, number>();
-    // Answers of load shedding (503 overloaded), sent again after Retry-After.
-    let shed = 0;
-    await runPool(all, 8, async (c, i) => {
-      let problem: string | null;
-      try {
-        const res = await fuzzRequest(stack.apiUrl, c, 5_000);
-        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-        shed += res.shed;
-        problem = errorShapeProblem(res, CODES);
-        if (!problem && res.status < 300 && !c.acceptable(decode(c.body)))
-          problem = `${res.status} for input the schema refuses: ${c.body?.toString('utf8').slice(0, 200)}`;
-      } catch (err) {
-        problem = `${(err as Error).message}: ${c.body?.toString('utf8').slice(0, 200)} ${JSON.stringify(c.headers).slice(0, 200)}`;
-      }
-      if (problem) failures.push(`#${i} ${problem}\n    ${c.label}`);
+    const failures = await runFuzz({
+      name: 'push-api',
+      baseUrl: stack.apiUrl,
+      cases: all,
+      codes: CODES,
+      seed,
+      timeoutMs: 5_000,
     });
-    console.log(
-      `push-api fuzz: statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${shed} shed and sent again`,
-    );
-    if (failures.length > 0) console.log(`push-api fuzz: seed ${seed}\n${failures.join('\n')}`);
     expect(failures.slice(0, 20), `seed ${seed}: ${failures.length} failures`).toEqual([]);
 
     // Still alive and serving.

@@ -5,6 +5,7 @@
  * documented error shape. Same seed, same cases: a failure prints the seed to replay it.
  */
 import { connect } from 'node:net';
+import { runPool } from '@switchboard/runtime';
 
 /** sfc32: a small, fast PRNG with a 128-bit state; deterministic for a given seed. */
 export class Prng {
@@ -439,3 +440,56 @@ export function errorShapeProblem(res: RawResponse, codes: ReadonlySet<string>):
 
 /** True when `s` holds a lone surrogate (not well-formed Unicode). */
 export const hasLoneSurrogate = (s: string): boolean => /\p{Surrogate}/u.test(s);
+
+/** A generated request and whether a 2xx answer is right for what it sends (the oracle). */
+export type FuzzCase = FuzzRequest & { acceptable: (body: unknown) => boolean };
+
+/** The oracle's reading of a body: UTF-8 JSON (BOM allowed, as Fastify allows it), or undefined. */
+export function decodeFuzzBody(body: Buffer | undefined): unknown {
+  if (body === undefined) return undefined;
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(body).replace(/^\uFEFF/, '');
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Sends every case (8 at a time) and returns the problems: an answer outside the error
+ * shape or its codes, or a 2xx for input the oracle refuses, or no answer. Logs the
+ * statuses seen, and each problem with the seed that replays the run.
+ */
+export async function runFuzz(options: {
+  name: string;
+  baseUrl: string;
+  cases: readonly FuzzCase[];
+  codes: ReadonlySet<string>;
+  seed: number;
+  timeoutMs?: number;
+}): Promise<string[]> {
+  const { name, baseUrl, cases, codes, seed } = options;
+  const failures: string[] = [];
+  const statuses = new Map<number, number>();
+  // Answers of load shedding (503 overloaded), sent again after Retry-After.
+  let shed = 0;
+  await runPool(cases, 8, async (c, i) => {
+    let problem: string | null;
+    try {
+      const res = await fuzzRequest(baseUrl, c, options.timeoutMs);
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      shed += res.shed;
+      problem = errorShapeProblem(res, codes);
+      if (!problem && res.status < 300 && !c.acceptable(decodeFuzzBody(c.body)))
+        problem = `${res.status} for input the schema refuses: ${c.body?.toString('utf8').slice(0, 200)}`;
+    } catch (err) {
+      problem = `${(err as Error).message}: ${c.body?.toString('utf8').slice(0, 200)} ${JSON.stringify(c.headers).slice(0, 200)}`;
+    }
+    if (problem) failures.push(`#${i} ${problem}\n    ${c.label}`);
+  });
+  console.log(
+    `${name} fuzz: statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${shed} shed and sent again`,
+  );
+  if (failures.length > 0) console.log(`${name} fuzz: seed ${seed}\n${failures.join('\n')}`);
+  return failures;
+}

@@ -32,7 +32,18 @@ export function connectClient(url: string, options: ConnectClientOptions = {}): 
     });
     socket.once('connect_error', (err) => {
       socket.close();
-      reject(err);
+      // The edge's refusals reject as they are (the message is the contract's reason); a
+      // transport error says only "websocket error": name the edge and the cause under it.
+      const { description } = err as Error & { description?: unknown };
+      if (description === undefined) return reject(err);
+      const cause =
+        (description as { message?: string; error?: { message?: string } }).error?.message ??
+        (description as { message?: string }).message;
+      reject(
+        new Error(`connect to ${url}: ${err.message} (${cause ?? 'no cause given'})`, {
+          cause: err,
+        }),
+      );
     });
   });
 }
