@@ -118,8 +118,9 @@ export class IdempotencyStore<R> {
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 /**
  * How long one read or write of a key may take before it fails (JetStream's default is
- * 5 s). A send with a key makes two writes (claim, then the stored answer): a request in
- * flight when NATS went away answered only after 10 s and more, past what a caller waits.
+ * 5 s). A claim that times out takes two of these (nats.js' `kv.create` reads the key after
+ * a failed write that was not a JetStream error), and the stored answer is one more write:
+ * with the default, a send in flight when NATS went away answered only after 10 s and more.
  */
 export const IDEMPOTENCY_TIMEOUT_MS = 2_000;
 
