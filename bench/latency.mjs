@@ -4,12 +4,9 @@
 // (one process: Fastify POST → socket.emit). Reports p50/p99/p99.9 and the ratios.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { AppProcess, freePort, mintToken, NatsServer } from '@switchboard/testkit';
 import hdr from 'hdr-histogram-js';
 import { io } from 'socket.io-client';
-import { AppProcess } from '../packages/testkit/dist/app-process.js';
-import { NatsServer } from '../packages/testkit/dist/nats-server.js';
-import { freePort } from '../packages/testkit/dist/ports.js';
-import { mintToken } from '../packages/testkit/dist/tokens.js';
 
 const N = Number(process.env.BENCH_MESSAGES ?? 300);
 const WARMUP = 50;

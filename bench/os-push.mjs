@@ -3,20 +3,18 @@
 // number of notifications directly, with the same concurrency (no stream, no device
 // lookup, no status records).
 import { connect } from '@nats-io/transport-node';
-import { FallbackQueue } from '@switchboard/fallback-queue';
+import { DeviceRegistry, openDevicesBucket } from '@switchboard/device-registry';
+import {
+  ensureDeadLetterStream,
+  ensureFallbackStream,
+  FallbackQueue,
+} from '@switchboard/fallback-queue';
+import { ensureStatusStream } from '@switchboard/message-status';
+import { ApnsServer, NatsServer } from '@switchboard/testkit';
 import { pino } from 'pino';
 import { FallbackWorker } from '../apps/os-push/dist/fallback-worker.js';
 import { ApnsProvider } from '../apps/os-push/dist/providers/apns-provider.js';
 import { LogProvider } from '../apps/os-push/dist/providers/log-provider.js';
-import { DeviceRegistry } from '../packages/device-registry/dist/device-registry.js';
-import {
-  ensureDeadLetterStream,
-  ensureFallbackStream,
-  ensureStatusStream,
-  openDevicesBucket,
-} from '../packages/nats/dist/provision.js';
-import { ApnsServer } from '../packages/testkit/dist/apns-server.js';
-import { NatsServer } from '../packages/testkit/dist/nats-server.js';
 
 const N = Number(process.env.BENCH_FALLBACKS ?? 2_000);
 const CONCURRENCY = 32;

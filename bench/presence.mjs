@@ -7,18 +7,16 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
+import {
+  LeaseTable,
+  NodeLease,
+  openPresenceBuckets,
+  PresenceReader,
+  UserRegistrar,
+} from '@switchboard/presence-registry';
+import { encodeUserKey } from '@switchboard/protocol';
+import { AppProcess, connectClient, freePort, mintToken, NatsServer } from '@switchboard/testkit';
 import { pino } from 'pino';
-import { openPresenceBuckets } from '../packages/nats/dist/provision.js';
-import { LeaseTable } from '../packages/presence-registry/dist/lease-table.js';
-import { NodeLease } from '../packages/presence-registry/dist/node-lease.js';
-import { PresenceReader } from '../packages/presence-registry/dist/presence-reader.js';
-import { UserRegistrar } from '../packages/presence-registry/dist/user-registrar.js';
-import { encodeUserKey } from '../packages/protocol/dist/user-key.js';
-import { AppProcess } from '../packages/testkit/dist/app-process.js';
-import { NatsServer } from '../packages/testkit/dist/nats-server.js';
-import { freePort } from '../packages/testkit/dist/ports.js';
-import { connectClient } from '../packages/testkit/dist/socket-client.js';
-import { mintToken } from '../packages/testkit/dist/tokens.js';
 
 const SECRET = 'bench-secret-bench-secret-bench-secret-00';
 const CONNECTS = Number(process.env.BENCH_CONNECTS ?? 3_000);

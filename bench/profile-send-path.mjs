@@ -3,11 +3,9 @@
 // function, in µs per message: where the per-message CPU goes, library by library.
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { AppProcess, freePort, mintToken, NatsServer } from '@switchboard/testkit';
 import { io } from 'socket.io-client';
-import { AppProcess } from '../packages/testkit/dist/app-process.js';
-import { NatsServer } from '../packages/testkit/dist/nats-server.js';
-import { freePort } from '../packages/testkit/dist/ports.js';
-import { mintToken } from '../packages/testkit/dist/tokens.js';
+import { originalFrame } from './support/original-frame.mjs';
 
 const SECRET = 'profile-secret-profile-secret-profile-00';
 const KEY = 'profile-api-key-0123456789';
@@ -94,7 +92,7 @@ for (const role of ['api', 'edge']) {
   const fn = new Map();
   for (const [id, us] of dt) {
     const n = byId.get(id);
-    const url = n.callFrame.url;
+    const { url, lineNumber } = originalFrame(n.callFrame);
     const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
     const pkg = m
       ? m[1]
@@ -108,7 +106,7 @@ for (const role of ['api', 'edge']) {
           ? 'node-internal'
           : n.callFrame.functionName || '(native)';
     self.set(pkg, (self.get(pkg) ?? 0) + us);
-    const f = `${n.callFrame.functionName || '(anon)'} ${url.replace(/.*node_modules\//, '').replace(/.*\/work\/main\//, '')}:${n.callFrame.lineNumber}`;
+    const f = `${n.callFrame.functionName || '(anon)'} ${url.replace(/.*node_modules\//, '').replace(/.*\/work\/main\//, '')}:${lineNumber}`;
     fn.set(f, (fn.get(f) ?? 0) + us);
     total += us;
   }

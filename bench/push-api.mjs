@@ -7,13 +7,10 @@
 // their own process; autocannon generates the load.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { AppProcess, freePort, mintToken, NatsServer } from '@switchboard/testkit';
 import autocannon from 'autocannon';
 import hdr from 'hdr-histogram-js';
 import { io } from 'socket.io-client';
-import { AppProcess } from '../packages/testkit/dist/app-process.js';
-import { NatsServer } from '../packages/testkit/dist/nats-server.js';
-import { freePort } from '../packages/testkit/dist/ports.js';
-import { mintToken } from '../packages/testkit/dist/tokens.js';
 
 const SECRET = 'bench-secret-bench-secret-bench-secret-00';
 const API_KEY = 'bench-api-key-0123456789';

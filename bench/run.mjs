@@ -14,7 +14,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { findNatsServer } from '../packages/testkit/dist/nats-server.js';
+import { findNatsServer } from '@switchboard/testkit';
 import { ensureRedisServer } from '../scripts/ensure.mjs';
 import { scalingRatios, scalingTable, writeReport } from './report.mjs';
 import { redisVersion } from './support/redis-server.mjs';

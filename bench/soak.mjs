@@ -18,7 +18,7 @@ import http from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { findNatsServer } from '../packages/testkit/dist/nats-server.js';
+import { findNatsServer } from '@switchboard/testkit';
 import { ask, cpuMs, forkScript, rssBytes, sleep, stopProcess } from './support/procs.mjs';
 import { percentiles, round, toMarkdown, trend, verdictLines } from './support/soak-report.mjs';
 import {

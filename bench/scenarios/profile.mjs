@@ -8,6 +8,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { originalFrame } from '../support/original-frame.mjs';
 import { run as runScaling } from './scaling.mjs';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -26,9 +27,9 @@ export function selfTimes(profile, fromUs, toUs) {
     if (t < fromUs || t > toUs) continue;
     const frame = byId.get(profile.samples[i])?.callFrame;
     if (!frame || frame.functionName === '(idle)') continue;
-    const url = frame.url.startsWith('file://') ? fileURLToPath(frame.url) : frame.url;
+    const { url, lineNumber } = originalFrame(frame);
     const where = url
-      ? `${url.startsWith(repo) ? relative(repo, url) : url}:${frame.lineNumber + 1}`
+      ? `${url.startsWith(repo) ? relative(repo, url) : url}:${lineNumber + 1}`
       : '';
     const key = `${frame.functionName || '(anonymous)'}\t${where}`;
     out.set(key, (out.get(key) ?? 0) + dt);

@@ -7,8 +7,9 @@
 // IPC: { cmd: 'prepare', targets: [{ url, userId }], secret } mints the tokens;
 // { cmd: 'connect', concurrency } opens them all; { cmd: 'reset', runId, perSeq } starts
 // counting messages of one run; { cmd: 'count' }; { cmd: 'report' }; { cmd: 'close' }.
+
+import { mintToken } from '@switchboard/testkit';
 import { io } from 'socket.io-client';
-import { mintToken } from '../../packages/testkit/dist/tokens.js';
 
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

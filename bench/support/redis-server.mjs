@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../packages/testkit/dist/ports.js';
+import { freePort } from '@switchboard/testkit';
 import { findRedisServer } from '../../scripts/ensure.mjs';
 import { spawnBinary, stopProcess, until } from './procs.mjs';
 

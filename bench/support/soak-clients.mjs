@@ -16,8 +16,9 @@
 //   { cmd: 'close' }   closes every client
 // Every loop is bounded: handshakes retry at most MAX_ATTEMPTS times, a churn round touches
 // at most `count` clients, a settle waits at most `timeoutMs`.
+
+import { mintToken } from '@switchboard/testkit';
 import { io } from 'socket.io-client';
-import { mintToken } from '../../packages/testkit/dist/tokens.js';
 
 const SOAK_EVENT = 'soak';
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);

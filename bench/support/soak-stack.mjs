@@ -9,9 +9,7 @@ import { createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { repoRoot } from '../../packages/testkit/dist/app-process.js';
-import { NatsServer } from '../../packages/testkit/dist/nats-server.js';
-import { freePort } from '../../packages/testkit/dist/ports.js';
+import { freePort, NatsServer, repoRoot } from '@switchboard/testkit';
 import { sleep, stopProcess, track } from './procs.mjs';
 
 /** pino's numeric levels. */

@@ -7,9 +7,7 @@
 //   (presence), the push API (api), all from apps/<app>/dist/main.js;
 // - limits: a raw Socket.IO emit loop in one process, NATS core pub/sub, a Fastify
 //   hello-world POST.
-import { AppProcess } from '../../packages/testkit/dist/app-process.js';
-import { NatsServer } from '../../packages/testkit/dist/nats-server.js';
-import { freePort } from '../../packages/testkit/dist/ports.js';
+import { AppProcess, freePort, NatsServer } from '@switchboard/testkit';
 import { forkScript, pidByTag, stopProcess } from './procs.mjs';
 import { RedisServer } from './redis-server.mjs';
 
