@@ -341,7 +341,7 @@ export function rawRequest(
 }
 
 /** Whether `res` is the load-shedding answer (503 `overloaded`, `Retry-After`), not the input's. */
-export function isShed(res: RawResponse): boolean {
+function isShed(res: RawResponse): boolean {
   if (res.status !== 503) return false;
   try {
     const body = JSON.parse(res.body.toString('utf8')) as { error?: { message?: unknown } };
@@ -356,7 +356,7 @@ export function isShed(res: RawResponse): boolean {
  * is told to do): on a loaded machine an app may answer 503 `overloaded` to any request,
  * and that answer says nothing of how it handles the input. Gives up after `attempts`.
  */
-export async function fuzzRequest(
+async function fuzzRequest(
   baseUrl: string,
   req: FuzzRequest,
   timeoutMs = 10_000,
@@ -445,7 +445,7 @@ export const hasLoneSurrogate = (s: string): boolean => /\p{Surrogate}/u.test(s)
 export type FuzzCase = FuzzRequest & { acceptable: (body: unknown) => boolean };
 
 /** The oracle's reading of a body: UTF-8 JSON (BOM allowed, as Fastify allows it), or undefined. */
-export function decodeFuzzBody(body: Buffer | undefined): unknown {
+function decodeFuzzBody(body: Buffer | undefined): unknown {
   if (body === undefined) return undefined;
   try {
     const text = new TextDecoder('utf-8', { fatal: true }).decode(body).replace(/^\uFEFF/, '');
